@@ -1,0 +1,96 @@
+"""REST API of a tenant's inbox (/api/v1/). Thin: reads are querysets, every change is an action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from conversations import actions
+from conversations.models import Conversation, ConversationStatus, Message
+from conversations.serializers import ConversationSerializer, MessageSerializer, ReplySerializer
+
+
+def _action_error(error: actions.ActionError) -> Response:
+    return Response({"detail": str(error), "code": error.code}, status=error.http_status)
+
+
+class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Conversation]):
+    """Conversations of this tenant, most recent first. Filter with `?status=open|pending|resolved`."""
+
+    serializer_class = ConversationSerializer
+
+    def get_queryset(self) -> QuerySet[Conversation]:
+        queryset = Conversation.objects.select_related("contact", "number").order_by("-last_message_at", "-id")
+        wanted = self.request.query_params.get("status")
+        if wanted:
+            if wanted not in ConversationStatus.values:
+                raise ValidationError({"status": f"Use one of: {', '.join(ConversationStatus.values)}."})
+            queryset = queryset.filter(status=wanted)
+        return queryset
+
+    @extend_schema(parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=ConversationStatus.values)])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses=ConversationSerializer)
+    @action(detail=True, methods=["post"])
+    def read(self, request: Request, pk: str | None = None) -> Response:
+        """The agent has seen the conversation: its unread count goes to zero."""
+        conversation = actions.do_mark_conversation_read(self.get_object())
+        return Response(ConversationSerializer(conversation).data)
+
+    @extend_schema(request={"application/json": {"type": "object", "properties": {"status": {"type": "string"}}}},
+                   responses=ConversationSerializer)
+    @action(detail=True, methods=["post"], url_path="status")
+    def set_status(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            conversation = actions.do_set_conversation_status(self.get_object(), str(request.data.get("status", "")))
+        except actions.ActionError as error:
+            return _action_error(error)
+        return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationMessagesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Message]):
+    """Messages of one conversation, oldest first. `?after=<message id>` returns only later ones (by id);
+    `?page=last` gives the most recent page."""
+
+    serializer_class = MessageSerializer
+
+    def conversation(self) -> Conversation:
+        from django.shortcuts import get_object_or_404
+
+        return get_object_or_404(Conversation.objects.select_related("contact", "number"),
+                                 pk=self.kwargs["conversation_pk"])
+
+    def get_queryset(self) -> QuerySet[Message]:
+        queryset = Message.objects.filter(conversation=self.conversation())
+        after = self.request.query_params.get("after")
+        if after:
+            if not after.isdigit():
+                raise ValidationError({"after": "A message id (a whole number)."})
+            return queryset.filter(pk__gt=int(after)).order_by("pk")
+        return queryset.order_by("created_at", "pk")
+
+    @extend_schema(parameters=[OpenApiParameter("after", OpenApiTypes.INT)])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=ReplySerializer, responses={201: MessageSerializer})
+    def create(self, request: Request, conversation_pk: str) -> Response:
+        """Reply with free text. Refused with 409 outside the 24-hour customer-service window."""
+        serializer = ReplySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            message = actions.check_send_text_reply(self.conversation(), request.user,  # type: ignore[arg-type]
+                                                    serializer.validated_data["text"])
+        except actions.ActionError as error:
+            return _action_error(error)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)

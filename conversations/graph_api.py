@@ -1,0 +1,99 @@
+"""The WhatsApp Cloud (Graph) API: the one module that talks to Meta, through one HTTP seam (`_post`).
+
+Errors are decided on `error.code`, never on the message text or the HTTP status alone (REFERENCE.md §4).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+
+from helpdesk.tenancy.models import WhatsAppNumber
+
+log = logging.getLogger(__name__)
+
+# Worth another try later: throughput, pair rate, transient server trouble, maintenance.
+RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057, 133004})
+TIMEOUT_SECONDS = (5, 20)
+
+_session = requests.Session()
+
+
+@dataclass
+class GraphAPIError(Exception):
+    code: int | None
+    title: str
+    details: str = ""
+    retryable: bool = False
+    fbtrace_id: str = ""
+
+    def __str__(self) -> str:
+        return f"Graph API error {self.code}: {self.title}" + (f" ({self.details})" if self.details else "")
+
+
+def _base_url(number: WhatsAppNumber) -> str:
+    if number.simulator:
+        from conversations.simulator import SIMULATOR_BASE_URL
+
+        return SIMULATOR_BASE_URL
+    return str(settings.WHATSAPP_GRAPH_URL)
+
+
+def _post(number: WhatsAppNumber, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    url = f"{_base_url(number)}/{path}"
+    headers = {"Authorization": f"Bearer {number.access_token}"}
+    try:
+        response = _session.post(url, json=body, headers=headers, timeout=TIMEOUT_SECONDS)
+    except requests.Timeout as exc:
+        raise GraphAPIError(None, "The Graph API did not answer in time", str(exc), retryable=True) from exc
+    except requests.ConnectionError as exc:
+        raise GraphAPIError(None, "Could not reach the Graph API", str(exc), retryable=True) from exc
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    if response.ok and isinstance(data, dict) and "error" not in data:
+        return data
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        # No error object: only the HTTP status is left to go on.
+        raise GraphAPIError(None, f"HTTP {response.status_code} from the Graph API", response.text[:500],
+                            retryable=response.status_code >= 500 or response.status_code == 429)
+    code = error.get("code")
+    code = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+    error_data = error.get("error_data")
+    details = error_data.get("details", "") if isinstance(error_data, dict) else str(error_data or "")
+    raise GraphAPIError(
+        code=code,
+        title=str(error.get("error_user_title") or error.get("message") or "Graph API error"),
+        details=str(details),
+        retryable=code in RETRYABLE_CODES or (code is None and response.status_code >= 500),
+        fbtrace_id=str(error.get("fbtrace_id") or ""),
+    )
+
+
+def send_message(number: WhatsAppNumber, to: str, type: str, content: dict[str, Any],
+                 reply_to_wamid: str = "") -> str:
+    """Send one message; returns its wamid. `to` is a phone number (wa_id) or a business-scoped user id."""
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "type": type,
+                            type: content}
+    if to.isdigit():
+        body["to"] = "+" + to
+    else:
+        body["recipient"] = to
+    if reply_to_wamid:
+        body["context"] = {"message_id": reply_to_wamid}
+    data = _post(number, f"{number.phone_number_id}/messages", body)
+    try:
+        return str(data["messages"][0]["id"])
+    except (KeyError, IndexError, TypeError) as exc:
+        raise GraphAPIError(None, "The Graph API accepted the message but returned no id", str(data)[:500]) from exc
+
+
+def mark_read(number: WhatsAppNumber, wamid: str) -> None:
+    _post(number, f"{number.phone_number_id}/messages",
+          {"messaging_product": "whatsapp", "status": "read", "message_id": wamid})

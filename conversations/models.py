@@ -1,0 +1,165 @@
+"""A tenant's conversations (tenant schema): contacts with consent, one conversation per contact and number,
+every message (inbound and outbound) a row with its own state, and the event log the live inbox resumes from."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import models
+from django.utils import timezone
+
+from helpdesk.tenancy.models import WhatsAppNumber
+
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+
+
+class Contact(models.Model):
+    """A WhatsApp user as one number of ours knows them: by phone (`wa_id`) and/or business-scoped id."""
+
+    number = models.ForeignKey(WhatsAppNumber, on_delete=models.PROTECT, related_name="+")
+    wa_id = models.CharField(max_length=32, blank=True, default="")
+    user_id = models.CharField(max_length=256, blank=True, default="", help_text="Business-scoped user id (BSUID)")
+    username = models.CharField(max_length=256, blank=True, default="")
+    name = models.CharField(max_length=256, blank=True, default="")
+    # Consent: when and how the contact opted in to business-initiated messages, and any opt-out.
+    opted_in_at = models.DateTimeField(null=True, blank=True)
+    opt_in_source = models.CharField(max_length=64, blank=True, default="")
+    opted_out_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["number", "wa_id"], condition=~models.Q(wa_id=""), name="contact_unique_wa_id"
+            ),
+            models.UniqueConstraint(
+                fields=["number", "user_id"], condition=~models.Q(user_id=""), name="contact_unique_user_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.wa_id or self.username or self.user_id
+
+    @property
+    def address(self) -> str:
+        """Where a reply goes: the phone number when we have it, else the business-scoped user id."""
+        return self.wa_id or self.user_id
+
+
+class ConversationStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    PENDING = "pending", "Pending"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Conversation(models.Model):
+    number = models.ForeignKey(WhatsAppNumber, on_delete=models.PROTECT, related_name="+")
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="conversation")
+    status = models.CharField(max_length=16, choices=ConversationStatus.choices, default=ConversationStatus.OPEN)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_preview = models.CharField(max_length=200, blank=True, default="")
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    window_expires_at = models.DateTimeField(null=True, blank=True)
+    unread_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-last_message_at", "-id"], name="conversation_recent"),
+            models.Index(fields=["status", "-last_message_at"], name="conversation_status_recent"),
+            models.Index(fields=["window_expires_at"], name="conversation_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Conversation with {self.contact}"
+
+    def window_is_open(self, at: timezone.datetime | None = None) -> bool:
+        return self.window_expires_at is not None and (at or timezone.now()) < self.window_expires_at
+
+
+class Direction(models.TextChoices):
+    IN = "in", "Inbound"
+    OUT = "out", "Outbound"
+
+
+class MessageStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    FAILED = "failed", "Failed"
+
+
+class SenderKind(models.TextChoices):
+    """Who wrote an outbound message; only human agent replies end a customer's wait (reports)."""
+
+    CUSTOMER = "customer", "Customer"
+    AGENT = "agent", "Agent"
+    BOT = "bot", "Bot"
+    AUTOMATION = "automation", "Automation"
+    BROADCAST = "broadcast", "Broadcast"
+
+
+class Message(models.Model):
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    type = models.CharField(max_length=32, default="text")
+    text = models.TextField(blank=True, default="", help_text="Body, caption, or a readable summary of the content")
+    content = models.JSONField(default=dict, blank=True, help_text="The WhatsApp type object as received or sent")
+    status = models.CharField(max_length=16, choices=MessageStatus.choices)
+    wamid = models.CharField(max_length=256, null=True, blank=True, unique=True)
+    reply_to_wamid = models.CharField(max_length=256, blank=True, default="")
+    sender_kind = models.CharField(max_length=16, choices=SenderKind.choices)
+    sender_user_id = models.BigIntegerField(null=True, blank=True, help_text="tenancy.User id of the agent")
+    sender_name = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, help_text="WhatsApp timestamp for inbound messages")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.IntegerField(null=True, blank=True)
+    error_title = models.CharField(max_length=512, blank=True, default="")
+    error_details = models.TextField(blank=True, default="")
+    # Outbound delivery bookkeeping: attempts made and the claim a sending worker holds.
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    send_claimed_at = models.DateTimeField(null=True, blank=True)
+    send_retry_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["conversation", "created_at", "id"], name="message_thread"),
+            models.Index(fields=["conversation", "id"], name="message_after"),
+            models.Index(fields=["status"], condition=models.Q(status="queued"), name="message_queued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.type} {self.wamid or self.pk}"
+
+
+class InboxEvent(models.Model):
+    """The ordered log of everything the live inbox shows; ids increase in commit order (see events.py)."""
+
+    type = models.CharField(max_length=32)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def frame(self) -> dict[str, object]:
+        return {"type": self.type, "id": self.pk, **self.payload}
+
+
+class AccountEvent(models.Model):
+    """Account-level webhooks (template status, quality, account updates, system errors): the health history
+    of a tenant's numbers, kept for the admin features that read it."""
+
+    number = models.ForeignKey(WhatsAppNumber, null=True, on_delete=models.SET_NULL, related_name="+")
+    waba_id = models.CharField(max_length=64)
+    field = models.CharField(max_length=64)
+    event = models.CharField(max_length=64, blank=True, default="")
+    value = models.JSONField()
+    occurred_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["field", "-occurred_at"], name="account_event_recent")]
+

@@ -1,0 +1,61 @@
+"""The API shape of conversations and messages; websocket frames carry exactly the same shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from conversations.models import Contact, Conversation, Message
+
+
+class ContactSerializer(serializers.ModelSerializer[Contact]):
+    class Meta:
+        model = Contact
+        fields = ["id", "wa_id", "user_id", "username", "name"]
+
+
+class ConversationSerializer(serializers.ModelSerializer[Conversation]):
+    contact = ContactSerializer(read_only=True)
+    number = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id", "contact", "number", "status", "last_message_at", "last_message_preview", "last_inbound_at",
+            "window_expires_at", "unread_count", "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_number(self, conversation: Conversation) -> dict[str, Any]:
+        return {"id": conversation.number_id, "display_number": conversation.number.display_number}
+
+
+class MessageSerializer(serializers.ModelSerializer[Message]):
+    conversation = serializers.IntegerField(source="conversation_id", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id", "conversation", "direction", "type", "text", "content", "status", "wamid", "reply_to_wamid",
+            "sender_kind", "sender_name", "created_at", "sent_at", "delivered_at", "read_at", "failed_at",
+            "error_code", "error_title", "error_details",
+        ]
+        read_only_fields = fields
+
+
+class ReplySerializer(serializers.Serializer[dict[str, Any]]):
+    text = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+    def validate_text(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("A reply needs some text.")
+        return value
+
+
+def conversation_data(conversation: Conversation) -> dict[str, Any]:
+    return dict(ConversationSerializer(conversation).data)
+
+
+def message_data(message: Message) -> dict[str, Any]:
+    return dict(MessageSerializer(message).data)

@@ -1,0 +1,115 @@
+"""Celery tasks. Each takes the tenant's schema name explicitly and opens it; each is safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from celery import shared_task
+from django.db.models import F, Q
+from django.utils import timezone
+from django_tenants.utils import get_tenant_model, schema_context
+
+from conversations import actions, graph_api, webhooks
+from conversations.models import Direction, Message, MessageStatus
+
+log = logging.getLogger(__name__)
+
+MAX_SEND_ATTEMPTS = 6  # retries at about 5, 10, 20, 40, 80 s: bounded at ~2.5 min, then `failed`
+CLAIM_TIMEOUT = timedelta(seconds=60)
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with jitter: the first retry comes within 10 seconds."""
+    return float(min(5 * 2 ** (attempt - 1), 300)) * random.uniform(0.8, 1.2)  # noqa: S311
+
+
+@shared_task(ignore_result=True)
+def process_webhook_events() -> int:
+    """Apply stored webhook events in batches until none is left."""
+    total = 0
+    while processed := webhooks.process_pending_events():
+        total += processed
+    return total
+
+
+@shared_task(ignore_result=True)
+def sweep_webhook_events() -> int:
+    """Beat: events whose processing task was lost (broker down, worker killed) are picked up here."""
+    return process_webhook_events()
+
+
+def _claim(message_id: int) -> Message | None:
+    """Take the message for one send attempt; None when it is already sent, failed or held by a live claim."""
+    now = timezone.now()
+    claimed = (
+        Message.objects.filter(pk=message_id, direction=Direction.OUT, status=MessageStatus.QUEUED, wamid__isnull=True)
+        .filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=now - CLAIM_TIMEOUT))
+        .update(send_claimed_at=now, send_attempts=F("send_attempts") + 1)
+    )
+    if not claimed:
+        return None
+    return Message.objects.select_related("conversation__contact", "conversation__number").get(pk=message_id)
+
+
+@shared_task(ignore_result=True)
+def send_message(schema_name: str, message_id: int) -> str:
+    """Send one queued outbound message through the Graph API. A claim (a conditional UPDATE) makes a
+    duplicate or late delivery of this task a no-op, so a message is never sent twice by us."""
+    with schema_context(schema_name):
+        message = _claim(message_id)
+        if message is None:
+            return "skipped"
+        conversation = message.conversation
+        try:
+            wamid = graph_api.send_message(
+                conversation.number, conversation.contact.address, message.type, message.content,
+                reply_to_wamid=message.reply_to_wamid,
+            )
+        except graph_api.GraphAPIError as error:
+            if error.retryable and message.send_attempts < MAX_SEND_ATTEMPTS:
+                delay = retry_delay(message.send_attempts)
+                Message.objects.filter(pk=message.pk).update(
+                    send_claimed_at=None, send_retry_at=timezone.now() + timedelta(seconds=delay)
+                )
+                log.warning("send of message %s in %s: %s; retry %d in %.0f s", message.pk, schema_name, error,
+                            message.send_attempts, delay)
+                send_message.apply_async((schema_name, message.pk), countdown=delay)
+                return "retrying"
+            log.warning("send of message %s in %s failed for good: %s", message.pk, schema_name, error)
+            actions.do_mark_send_failed(message.pk, error.code, error.title, error.details)
+            return "failed"
+        actions.do_mark_sent(message.pk, wamid)
+        return "sent"
+
+
+@shared_task(ignore_result=True)
+def sweep_outbound_messages() -> int:
+    """Beat: re-enqueue queued messages whose task was lost or whose worker died holding the claim."""
+    stale_before = timezone.now() - CLAIM_TIMEOUT
+    count = 0
+    for tenant in get_tenant_model().objects.exclude(schema_name="public"):
+        with schema_context(tenant.schema_name):
+            stuck = Message.objects.filter(
+                direction=Direction.OUT, status=MessageStatus.QUEUED, wamid__isnull=True, created_at__lt=stale_before
+            ).filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=stale_before))
+            stuck = stuck.filter(Q(send_retry_at__isnull=True) | Q(send_retry_at__lt=stale_before))
+            for message_id in stuck.values_list("pk", flat=True)[:500]:
+                send_message.delay(tenant.schema_name, message_id)
+                count += 1
+    return count
+
+
+@shared_task(ignore_result=True)
+def simulate_statuses(phone_number_id: str, wamid: str, recipient: str) -> None:
+    """Simulator mode: the customer's phone receives the reply, then reads it (signed status webhooks)."""
+    import time
+
+    from conversations import simulator
+    from helpdesk.tenancy.models import WhatsAppNumber
+
+    number = WhatsAppNumber.objects.get(phone_number_id=phone_number_id)
+    for status in ("sent", "delivered", "read"):
+        simulator.deliver_signed(number, simulator.status_payload(number, wamid, recipient, status))
+        time.sleep(1)

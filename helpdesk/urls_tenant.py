@@ -1,0 +1,34 @@
+"""URLs of a tenant's domain: the browser inbox, the REST API and its schema. (Websockets: helpdesk/asgi.py.)"""
+
+from django.contrib.auth.views import LogoutView
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from conversations import api, web
+from conversations.webhook_views import healthz
+from helpdesk.tenancy.views import ObtainTokenView, TenantLoginView
+
+router = DefaultRouter()
+router.register("conversations", api.ConversationViewSet, basename="conversation")
+conversation_messages = api.ConversationMessagesViewSet.as_view({"get": "list", "post": "create"})
+
+api_v1 = [
+    path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("conversations/<int:conversation_pk>/messages/", conversation_messages, name="conversation-messages"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/inbox/", permanent=False)),
+    path("login/", TenantLoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("inbox/", web.inbox, name="inbox"),
+    path("inbox/simulate/", web.simulate_customer_message, name="inbox-simulate"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("healthz", healthz),
+    path("i18n/", include("django.conf.urls.i18n")),
+]
