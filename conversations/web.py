@@ -12,6 +12,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST
 
 from conversations import simulator
@@ -35,6 +36,7 @@ def member_required(view: View) -> View:
     return wrapper
 
 
+@ensure_csrf_cookie  # the page's fetch() POSTs read the token from the `csrftoken` cookie
 @member_required
 def inbox(request: HttpRequest) -> HttpResponse:
     tenant = current_tenant()
@@ -47,6 +49,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
             "user": {"id": request.user.pk, "name": request.user.display_name},  # type: ignore[union-attr]
             "simulator": any(n.simulator for n in numbers),
         }),
+        "inbox_strings": inbox_strings(),
     }
     return render(request, "inbox.html", context)
 

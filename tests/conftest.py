@@ -43,10 +43,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+def django_db_setup(django_test_environment: None, django_db_modify_db_settings: None,
+                    django_db_blocker: Any) -> Iterator[None]:
+    """The test database, always created (pytest-django would skip it when only `committed_db` asks for it)."""
+    from django.test.utils import setup_databases, teardown_databases
+
     from helpdesk.tenancy.actions import do_add_member, do_add_number, do_create_tenant, ensure_public_tenant
 
     with django_db_blocker.unblock():
+        databases = setup_databases(verbosity=0, interactive=False, aliases={"default"})
         ensure_public_tenant()
         for spec in (ACME, GLOBEX):
             tenant = do_create_tenant(spec["slug"], spec["slug"].title(), spec["domain"])
@@ -60,6 +65,11 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
         do_add_member(acme, "ada@acme.test", "admin", PASSWORD, "Ada")
         do_add_member(globex, "bob@globex.test", "agent", PASSWORD, "Bob")
     yield
+    with django_db_blocker.unblock():
+        from django.db import connections
+
+        connections.close_all()
+        teardown_databases(databases, verbosity=0)
 
 
 @pytest.fixture

@@ -1,0 +1,143 @@
+"""The whole system as users run it: the ASGI server (daphne via runserver) and a Celery worker as real
+processes against the test database and Redis, with the Graph API faked by a local HTTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from tests.conftest import ACME, sign
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+class FakeGraph:
+    """Records every request and answers like the Cloud API send endpoint."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.counter = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.loads(raw or b"{}")
+                with fake.lock:
+                    fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    fake.counter += 1
+                    wamid = f"wamid.E2E{fake.counter:06d}"
+                answer = {"success": True} if body.get("status") == "read" else {
+                    "messaging_product": "whatsapp", "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
+                    "messages": [{"id": wamid}]}
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def sends(self, to: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.requests if r["body"].get("type")
+                    and (to is None or str(r["body"].get("to", "")).lstrip("+") == to)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    user = quote(settings_dict["USER"] or "")
+    password = quote(settings_dict["PASSWORD"] or "")
+    auth = f"{user}:{password}@" if password else f"{user}@" if user else ""
+    host = settings_dict["HOST"] or ""
+    if host.startswith("/"):
+        return f"postgresql://{auth}/{settings_dict['NAME']}?host={quote(host)}"
+    port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
+    return f"postgresql://{auth}{host}{port}/{settings_dict['NAME']}"
+
+
+class LiveStack:
+    def __init__(self, port: int, graph: FakeGraph) -> None:
+        self.port = port
+        self.graph = graph
+
+    def base_url(self, domain: str) -> str:
+        return f"http://{domain}:{self.port}"
+
+    def webhook(self, payload: dict[str, Any], secret: str = ACME["secret"]) -> requests.Response:
+        body = json.dumps(payload).encode()
+        return requests.post(f"http://127.0.0.1:{self.port}/webhooks/whatsapp/", data=body, timeout=10,
+                             headers={"Host": "localhost", "Content-Type": "application/json",
+                                      "X-Hub-Signature-256": sign(body, secret)})
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    from django.conf import settings
+    from django.db import connection
+
+    graph = FakeGraph()
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict), REDIS_URL=settings.REDIS_URL,
+               WHATSAPP_GRAPH_URL=f"http://127.0.0.1:{graph.port}/v25.0", DEBUG="0", ALLOWED_HOSTS="*",
+               SECRET_KEY=settings.SECRET_KEY, PYTHONUNBUFFERED="1")
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    logs = tmp_path_factory.mktemp("live-stack")
+    commands = {
+        "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        "worker": [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "-l", "warning", "--concurrency", "2",
+                   "--without-mingle", "--without-gossip"],
+    }
+    procs = []
+    for name, command in commands.items():
+        log = (logs / f"{name}.log").open("w")
+        procs.append(subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", headers={"Host": "localhost"}, timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.time() > deadline or any(proc.poll() is not None for proc in procs):
+                output = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs.iterdir())
+                pytest.fail(f"the live stack did not start:\n{output}")
+            time.sleep(0.3)
+        yield LiveStack(port, graph)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+        graph.server.shutdown()
