@@ -22,6 +22,7 @@ from conversations.models import (
     Direction,
     Message,
     MessageStatus,
+    PendingStatus,
     SenderKind,
 )
 from conversations.serializers import conversation_data, message_data
@@ -177,7 +178,9 @@ def _preview(message: Message) -> str:
 
 
 def do_apply_status(status: dict[str, Any]) -> Message | None:
-    """Apply a delivery status webhook to our outbound message; regressions and repeats change nothing."""
+    """Apply a delivery status webhook to our outbound message: the status only moves forward (a late
+    `delivered` after `read` only fills in its time); a repeat changes nothing. A status for a wamid we do not
+    know yet is kept and applied once the send's answer stores that wamid."""
     wamid = str(status.get("id") or "")
     new_status = str(status.get("status") or "")
     if new_status == "played":  # a voice message was played: it was read
@@ -189,17 +192,26 @@ def do_apply_status(status: dict[str, Any]) -> Message | None:
     with transaction.atomic():
         message = Message.objects.select_for_update().filter(wamid=wamid, direction=Direction.OUT).first()
         if message is None:
-            log.info("status %s for unknown message %s ignored", new_status, wamid)
+            PendingStatus.objects.create(wamid=wamid, status=status)
+            log.info("status %s for unknown message %s kept for later", new_status, wamid)
             return None
-        if not _moves_forward(message.status, new_status):
+        changed = False
+        time_field = STATUS_TIME_FIELD[new_status]
+        if new_status != MessageStatus.FAILED and getattr(message, time_field) is None \
+                and message.status != MessageStatus.FAILED:
+            setattr(message, time_field, at)
+            changed = True
+        if _moves_forward(message.status, new_status):
+            message.status = new_status
+            setattr(message, time_field, at)
+            changed = True
+            if new_status == MessageStatus.FAILED:
+                error = (status.get("errors") or [{}])[0]
+                message.error_code = _int_or_none(error.get("code"))
+                message.error_title = str(error.get("title") or error.get("message") or "")[:512]
+                message.error_details = str((error.get("error_data") or {}).get("details") or "")
+        if not changed:
             return None
-        message.status = new_status
-        setattr(message, STATUS_TIME_FIELD[new_status], at)
-        if new_status == MessageStatus.FAILED:
-            error = (status.get("errors") or [{}])[0]
-            message.error_code = _int_or_none(error.get("code"))
-            message.error_title = str(error.get("title") or error.get("message") or "")[:512]
-            message.error_details = str((error.get("error_data") or {}).get("details") or "")
         message.save()
         record_event("message.updated", message=message_data(message))
     return message
@@ -293,9 +305,10 @@ def do_set_conversation_status(conversation: Conversation, status: str) -> Conve
     if status not in ConversationStatus.values:
         raise ActionError(f"Unknown status {status!r}; use one of {', '.join(ConversationStatus.values)}.")
     with transaction.atomic():
-        Conversation.objects.filter(pk=conversation.pk).update(status=status)
+        changed = Conversation.objects.filter(pk=conversation.pk).exclude(status=status).update(status=status)
         conversation.refresh_from_db()
-        record_event("conversation.updated", conversation=conversation_data(conversation))
+        if changed:
+            record_event("conversation.updated", conversation=conversation_data(conversation))
     return conversation
 
 
@@ -310,6 +323,12 @@ def do_mark_sent(message_id: int, wamid: str) -> Message:
             message.sent_at = timezone.now()
         message.save()
         record_event("message.updated", message=message_data(message))
+        pending = list(PendingStatus.objects.filter(wamid=wamid).order_by("pk"))
+        if pending:
+            PendingStatus.objects.filter(pk__in=[p.pk for p in pending]).delete()
+            for early in pending:
+                do_apply_status(early.status)
+            message.refresh_from_db()
     return message
 
 

@@ -72,7 +72,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             if not isinstance(after, int) or isinstance(after, bool) or after < 0:
                 await self.send_json({"type": "error", "detail": "resume needs `after`: an event id (integer)."})
                 return
-            self.last_sent_id = after
+            # An id from the future (another installation, a reset database) must not mute live frames.
+            self.last_sent_id = min(after, await _last_event_id(self.schema_name))
             await self._catch_up()
         elif content.get("type") == "ping":
             await self.send_json({"type": "pong"})

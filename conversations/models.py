@@ -144,8 +144,23 @@ class InboxEvent(models.Model):
     payload = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)
 
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"
+
     def frame(self) -> dict[str, object]:
         return {"type": self.type, "id": self.pk, **self.payload}
+
+
+class PendingStatus(models.Model):
+    """A status webhook for a wamid we do not know yet: Meta's status can overtake the Graph API's answer to
+    our send. Applied when the send's wamid is stored (actions.do_mark_sent); swept after a week."""
+
+    wamid = models.CharField(max_length=256, db_index=True)
+    status = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.status.get('status')} for {self.wamid}"
 
 
 class AccountEvent(models.Model):
@@ -162,4 +177,7 @@ class AccountEvent(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["field", "-occurred_at"], name="account_event_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.event}"
 

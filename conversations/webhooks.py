@@ -38,22 +38,29 @@ class IngestResult:
 
 
 def _ids_in(payload: dict[str, Any]) -> tuple[set[str], set[str]]:
-    """Phone-number ids named in `metadata`, and WABA ids of entries that name no number."""
+    """Phone-number ids named in `metadata`, and the WABA ids of entries with a change that names no number.
+
+    Every change that `_plan` routes by WABA id must make that WABA's numbers sign the request: otherwise a
+    change without `metadata`, riding in an entry beside a change signed for one tenant's number, would land
+    in whichever tenant owns the entry's WABA id."""
     phone_number_ids: set[str] = set()
     waba_ids: set[str] = set()
     for entry in payload.get("entry") or []:
         if not isinstance(entry, dict):
             continue
-        numbers_here = {
-            str(change["value"]["metadata"]["phone_number_id"])
-            for change in entry.get("changes") or []
-            if isinstance(change, dict)
-            and isinstance(change.get("value"), dict)
-            and isinstance(change["value"].get("metadata"), dict)
-            and change["value"]["metadata"].get("phone_number_id")
-        }
+        numbers_here: set[str] = set()
+        routed_by_waba = False
+        for change in entry.get("changes") or []:
+            if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
+                continue
+            metadata = change["value"].get("metadata")
+            pnid = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+            if pnid:
+                numbers_here.add(str(pnid))
+            else:
+                routed_by_waba = True
         phone_number_ids |= numbers_here
-        if not numbers_here and entry.get("id"):
+        if (routed_by_waba or not numbers_here) and entry.get("id"):
             waba_ids.add(str(entry["id"]))
     return phone_number_ids, waba_ids
 

@@ -44,3 +44,11 @@ def celery_broker_from_redis_url(url: str) -> str:
     if url.startswith("unix://"):
         return "redis+socket://" + url.removeprefix("unix://")
     return url
+
+
+def channel_layer_prefix_from_redis_url(url: str) -> str:
+    """Redis pub/sub channels ignore the database number: without a prefix of its own, every deployment (or
+    test run) on the same Redis server would receive the others' inbox frames for tenants of the same name."""
+    from redis.connection import parse_url
+
+    return f"asgi.db{int(parse_url(url).get('db') or 0)}"

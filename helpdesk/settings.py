@@ -5,7 +5,14 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from helpdesk.env import celery_broker_from_redis_url, database_from_url, env_bool, env_list, env_str
+from helpdesk.env import (
+    celery_broker_from_redis_url,
+    channel_layer_prefix_from_redis_url,
+    database_from_url,
+    env_bool,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("HELPDESK_VAR_DIR", str(BASE_DIR / "var")))
@@ -90,6 +97,7 @@ WSGI_APPLICATION = "helpdesk.wsgi.application"
 ASGI_APPLICATION = "helpdesk.asgi.application"
 
 DATABASES = {"default": database_from_url(DATABASE_URL)}
+DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024  # Meta's webhook payloads reach 3 MB
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CHANNEL_LAYERS = {
@@ -97,7 +105,10 @@ CHANNEL_LAYERS = {
         # Pub/sub: no per-channel capacity to overflow and one connection per process; frames that are
         # still lost are recovered by the client's resume from the event log.
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": env_str("CHANNEL_LAYER_PREFIX", channel_layer_prefix_from_redis_url(REDIS_URL)),
+        },
     }
 }
 

@@ -34,8 +34,11 @@ GRAPH_URL = "https://graph.test/v25.0"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    os.environ["WHATSAPP_GRAPH_URL"] = GRAPH_URL
+    from django.conf import settings
+
     from helpdesk.celery import app
+
+    settings.WHATSAPP_GRAPH_URL = GRAPH_URL
 
     # Unit and API tests run Celery tasks in-process at commit; tests/e2e runs a real worker.
     app.conf.task_always_eager = True

@@ -1,0 +1,355 @@
+"""The live inbox websocket against the real ASGI application and the Redis channel layer of the settings.
+
+The consumer runs its database calls on another thread, so these tests use `committed_db` (real commits,
+never flushed): each test makes its own contacts with fresh ids and reads positions from the event log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import override_settings
+from django_tenants.utils import schema_context
+
+from conversations import events
+from conversations.models import Message
+from helpdesk.asgi import application
+from tests.conftest import ACME, GLOBEX, fresh_wa_id, payload, post_webhook, retarget, tenant_client
+
+FRAME_TIMEOUT = 5
+
+
+@pytest.fixture
+def tokens(committed_db: None) -> dict[str, str]:
+    from rest_framework.authtoken.models import Token
+
+    from helpdesk.tenancy.models import User
+
+    return {
+        user.email.split("@")[0]: Token.objects.get_or_create(user=user)[0].key
+        for user in User.objects.filter(email__in=["alice@acme.test", "bob@globex.test"])
+    }
+
+
+def socket(host: str, token: str | None = None) -> WebsocketCommunicator:
+    headers = [(b"host", host.encode()), (b"origin", f"http://{host}".encode())]
+    if token:
+        headers.append((b"authorization", f"Token {token}".encode()))
+    return WebsocketCommunicator(application, "/ws/inbox/", headers=headers)
+
+
+@asynccontextmanager
+async def inbox(host: str, token: str) -> AsyncIterator[tuple[WebsocketCommunicator, dict[str, Any]]]:
+    """A connected member's socket and its `ready` frame; disconnected afterwards whatever happens."""
+    communicator = socket(host, token)
+    connected, _ = await communicator.connect(timeout=FRAME_TIMEOUT)
+    assert connected
+    try:
+        ready = await communicator.receive_json_from(timeout=FRAME_TIMEOUT)
+        yield communicator, ready
+    finally:
+        await communicator.disconnect()
+
+
+async def frames(communicator: WebsocketCommunicator, count: int) -> list[dict[str, Any]]:
+    return [await communicator.receive_json_from(timeout=FRAME_TIMEOUT) for _ in range(count)]
+
+
+# ------------------------------------------------------------------ sync helpers (run on a thread)
+
+
+def _last_event_id(schema: str) -> int:
+    with schema_context(schema):
+        return events.last_event_id()
+
+
+def _frames_after(schema: str, after: int) -> list[dict[str, Any]]:
+    with schema_context(schema):
+        return events.events_after(after)
+
+
+def _inbound(spec: dict[str, str], wa_id: str, text: str) -> None:
+    """A customer writes: a signed webhook, processed at commit by the eager task, which publishes."""
+    response = post_webhook(
+        retarget(payload("inbound_text.json"), spec=spec, wa_id=wa_id, text=text), secret=spec["secret"]
+    )
+    assert response.status_code == 200
+
+
+def _api_view_of(wamid: str, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    with schema_context("acme"):
+        conversation_id = Message.objects.get(wamid=wamid).conversation_id
+    api = tenant_client(ACME, token)
+    message = api.get(f"/api/v1/conversations/{conversation_id}/messages/").json()["results"][-1]
+    conversation = api.get(f"/api/v1/conversations/{conversation_id}/").json()
+    return message, conversation
+
+
+def _inbound_unpublished(spec: dict[str, str], wa_id: str, texts: list[str]) -> None:
+    """Customers write while every frame published is lost on the way (another channel-layer prefix)."""
+    from django.conf import settings
+
+    lossy = {"default": {**settings.CHANNEL_LAYERS["default"]}}
+    lossy["default"]["CONFIG"] = {**lossy["default"]["CONFIG"], "prefix": "lost-frames"}
+    with override_settings(CHANNEL_LAYERS=lossy):
+        for text in texts:
+            _inbound(spec, wa_id, text)
+
+
+def _session_cookie(email: str) -> str:
+    """A browser session (the inbox page's socket authenticates with its cookie, not a token)."""
+    from helpdesk.tenancy.models import User
+
+    client = tenant_client(ACME)
+    client.force_login(User.objects.get(email=email))
+    return client.cookies["sessionid"].value
+
+
+last_event_id = sync_to_async(_last_event_id)
+frames_after = sync_to_async(_frames_after)
+inbound = sync_to_async(_inbound)
+api_view_of = sync_to_async(_api_view_of)
+inbound_unpublished = sync_to_async(_inbound_unpublished)
+session_cookie = sync_to_async(_session_cookie)
+
+
+# ------------------------------------------------------------------ connecting
+
+
+async def test_a_member_connects_and_gets_ready_with_the_last_event_id(tokens):
+    expected = await last_event_id("acme")
+
+    async with inbox(ACME["domain"], tokens["alice"]) as (_, ready):
+        assert ready == {"type": "ready", "last_event_id": expected}
+
+
+@pytest.mark.parametrize(
+    ("host", "who"),
+    [
+        ("acme.localhost", "bob"),
+        ("acme.localhost", None),
+        ("nowhere.localhost", "alice"),
+        ("evil.example", "alice"),
+    ],
+    ids=["other-tenants-member", "anonymous", "unknown-tenant-host", "host-not-allowed"],
+)
+async def test_a_handshake_is_refused_for_non_members_anonymous_and_unknown_hosts(tokens, host, who):
+    communicator = socket(host, tokens[who] if who else None)
+
+    connected, code = await communicator.connect(timeout=FRAME_TIMEOUT)
+
+    assert (connected, code) == (False, 1000)
+    assert await communicator.receive_nothing(timeout=0.2)
+
+
+@pytest.mark.parametrize(
+    ("email", "accepted"),
+    [("alice@acme.test", True), ("bob@globex.test", False)],
+    ids=["member", "other-tenants-user"],
+)
+async def test_a_browser_session_authenticates_the_socket_for_members_only(committed_db, email, accepted):
+    cookie = await session_cookie(email)
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/inbox/",
+        headers=[
+            (b"host", b"acme.localhost"),
+            (b"origin", b"http://acme.localhost"),
+            (b"cookie", f"sessionid={cookie}".encode()),
+        ],
+    )
+
+    connected, _ = await communicator.connect(timeout=FRAME_TIMEOUT)
+    try:
+        assert connected is accepted
+        if accepted:
+            ready = await communicator.receive_json_from(timeout=FRAME_TIMEOUT)
+            assert ready == {"type": "ready", "last_event_id": await last_event_id("acme")}
+    finally:
+        await communicator.disconnect()
+
+
+async def test_ping_is_answered_and_unknown_frames_are_refused(tokens):
+    async with inbox(ACME["domain"], tokens["alice"]) as (ws, _):
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}
+
+        await ws.send_json_to({"type": "resume", "after": "yesterday"})
+        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {
+            "type": "error",
+            "detail": "resume needs `after`: an event id (integer).",
+        }
+
+        await ws.send_json_to({"type": "shout"})
+        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {
+            "type": "error",
+            "detail": "Unknown frame type 'shout'.",
+        }
+
+
+# ------------------------------------------------------------------ live frames
+
+
+async def test_an_inbound_webhook_reaches_the_tenants_sockets_only(tokens):
+    wa_id = fresh_wa_id()
+    async with (
+        inbox(ACME["domain"], tokens["alice"]) as (acme_ws, ready),
+        inbox(GLOBEX["domain"], tokens["bob"]) as (globex_ws, _),
+    ):
+        # when a customer writes to acme
+        await inbound(ACME, wa_id, "Halo dari websocket")
+
+        # then acme's socket gets the next event: the message and its conversation, in the API's shape
+        frame = await acme_ws.receive_json_from(timeout=FRAME_TIMEOUT)
+        logged = await frames_after("acme", ready["last_event_id"])
+        message, conversation = await api_view_of(frame["message"]["wamid"], tokens["alice"])
+        assert len(logged) == 1
+        assert frame == {
+            "type": "message.created",
+            "id": logged[0]["id"],
+            "message": message,
+            "conversation": conversation,
+        }
+        assert frame["id"] > ready["last_event_id"]
+        assert (message["text"], conversation["contact"]["wa_id"]) == ("Halo dari websocket", wa_id)
+        assert frame == logged[0]
+
+        # and globex's socket hears nothing of it
+        assert await globex_ws.receive_nothing(timeout=0.5)
+        assert await acme_ws.receive_nothing(timeout=0.2)
+
+
+async def test_frames_come_with_increasing_ids_in_order(tokens):
+    wa_id = fresh_wa_id()
+    async with inbox(ACME["domain"], tokens["alice"]) as (ws, ready):
+        for text in ("one", "two", "three"):
+            await inbound(ACME, wa_id, text)
+
+        received = await frames(ws, 3)
+
+        # (ids come from a sequence: they increase, with holes where a transaction rolled back)
+        ids = [f["id"] for f in received]
+        assert ready["last_event_id"] < ids[0] < ids[1] < ids[2]
+        assert [f["message"]["text"] for f in received] == ["one", "two", "three"]
+        assert received == await frames_after("acme", ready["last_event_id"])
+
+
+# ------------------------------------------------------------------ resuming and gaps
+
+
+async def test_resume_replays_exactly_the_events_after_the_given_id_in_order(tokens):
+    # given three events in the log, written while nobody was connected
+    wa_id = fresh_wa_id()
+    start = await last_event_id("acme")
+    for text in ("one", "two", "three"):
+        await inbound(ACME, wa_id, text)
+    logged = await frames_after("acme", start)
+    assert [f["message"]["text"] for f in logged] == ["one", "two", "three"]
+
+    async with inbox(ACME["domain"], tokens["alice"]) as (ws, ready):
+        assert ready["last_event_id"] == logged[-1]["id"]
+
+        # when the client resumes after the first one
+        await ws.send_json_to({"type": "resume", "after": logged[0]["id"]})
+
+        # then it gets the two later ones, in order, and nothing else
+        assert await frames(ws, 2) == logged[1:]
+        assert await ws.receive_nothing(timeout=0.5)
+
+        # and the next live event comes once, with the next id
+        await inbound(ACME, wa_id, "four")
+        fourth = await ws.receive_json_from(timeout=FRAME_TIMEOUT)
+        assert [fourth] == await frames_after("acme", logged[-1]["id"])
+        assert fourth["message"]["text"] == "four"
+        assert await ws.receive_nothing(timeout=0.5)
+
+
+async def test_a_frame_past_a_gap_makes_the_consumer_fill_the_gap_from_the_log(tokens):
+    wa_id = fresh_wa_id()
+    async with inbox(ACME["domain"], tokens["alice"]) as (ws, ready):
+        # given two events whose frames were lost on the way to this socket
+        await inbound_unpublished(ACME, wa_id, ["lost one", "lost two"])
+        assert await ws.receive_nothing(timeout=0.5)
+        missed = await frames_after("acme", ready["last_event_id"])
+        assert [f["message"]["text"] for f in missed] == ["lost one", "lost two"]
+
+        # when the frame of the second one arrives (its predecessor never did)
+        await get_channel_layer().group_send("inbox.acme", {"type": "inbox.event", "frame": missed[1]})
+
+        # then the consumer sends both from the log, in order, once
+        assert await frames(ws, 2) == missed
+        assert await ws.receive_nothing(timeout=0.5)
+
+        # and a late duplicate of an already sent frame is dropped
+        await get_channel_layer().group_send("inbox.acme", {"type": "inbox.event", "frame": missed[0]})
+        assert await ws.receive_nothing(timeout=0.5)
+
+
+# ------------------------------------------------------------------ tenant isolation on the shared thread
+
+
+async def test_interleaved_consumers_of_two_tenants_each_read_their_own_schema(tokens):
+    # given events in both tenants' logs
+    acme_start, globex_start = await last_event_id("acme"), await last_event_id("globex")
+    for i in range(3):
+        await inbound(ACME, fresh_wa_id(), f"acme {i}")
+        await inbound(GLOBEX, fresh_wa_id(), f"globex {i}")
+    acme_log = await frames_after("acme", acme_start)
+    globex_log = await frames_after("globex", globex_start)
+    assert [f["message"]["text"] for f in acme_log] == ["acme 0", "acme 1", "acme 2"]
+    assert [f["message"]["text"] for f in globex_log] == ["globex 0", "globex 1", "globex 2"]
+
+    # when both tenants' sockets connect one after the other and replay in turns on the shared database thread
+    async with (
+        inbox(ACME["domain"], tokens["alice"]) as (acme_ws, acme_ready),
+        inbox(GLOBEX["domain"], tokens["bob"]) as (globex_ws, globex_ready),
+    ):
+        assert (acme_ready["last_event_id"], globex_ready["last_event_id"]) == (
+            acme_log[-1]["id"],
+            globex_log[-1]["id"],
+        )
+        for _ in range(3):
+            await acme_ws.send_json_to({"type": "resume", "after": acme_start})
+            await globex_ws.send_json_to({"type": "resume", "after": globex_start})
+
+            # then each reads only its own tenant's log
+            assert await frames(acme_ws, 3) == acme_log
+            assert await frames(globex_ws, 3) == globex_log
+        assert await acme_ws.receive_nothing(timeout=0.3)
+        assert await globex_ws.receive_nothing(timeout=0.3)
+
+
+def test_the_channel_layer_prefix_keeps_redis_databases_apart():
+    # Redis pub/sub ignores the database number: two deployments on one server need different prefixes
+    from django.conf import settings
+
+    from helpdesk.env import channel_layer_prefix_from_redis_url
+
+    assert [
+        channel_layer_prefix_from_redis_url(url)
+        for url in ("redis://127.0.0.1:6379/3", "redis://127.0.0.1:6379", "unix:///var/redis.sock?db=2")
+    ] == ["asgi.db3", "asgi.db0", "asgi.db2"]
+    assert settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] == channel_layer_prefix_from_redis_url(
+        settings.REDIS_URL
+    )
+
+
+
+async def test_resume_after_an_id_from_the_future_does_not_mute_live_frames(tokens):
+    wa_id = fresh_wa_id()
+    async with inbox(ACME["domain"], tokens["alice"]) as (ws, ready):
+        # when a client resumes after an id the log has not reached (a reset database, another installation)
+        await ws.send_json_to({"type": "resume", "after": ready["last_event_id"] + 1000})
+        assert await ws.receive_nothing(timeout=0.3)
+
+        # then the next live event still reaches it
+        await inbound(ACME, wa_id, "still live")
+        frame = await ws.receive_json_from(timeout=FRAME_TIMEOUT)
+        assert frame["message"]["text"] == "still live"
+        assert frame == (await frames_after("acme", ready["last_event_id"]))[0]
