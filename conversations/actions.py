@@ -22,11 +22,13 @@ from conversations.models import (
     Direction,
     Message,
     MessageStatus,
+    Note,
     PendingStatus,
     SenderKind,
 )
-from conversations.serializers import conversation_data, message_data
+from conversations.serializers import conversation_data, message_data, note_data
 from helpdesk.tenancy.models import User, WhatsAppNumber
+from tickets import actions as ticket_actions
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,7 @@ def do_receive_inbound(
                 )
         except IntegrityError:  # the same wamid, stored by a concurrent worker
             return None
+        previous_window_end = conversation.window_expires_at
         if conversation.last_inbound_at is None or sent_at > conversation.last_inbound_at:
             conversation.last_inbound_at = sent_at
             conversation.window_expires_at = sent_at + CUSTOMER_SERVICE_WINDOW
@@ -168,6 +171,8 @@ def do_receive_inbound(
         conversation.unread_count += 1
         if conversation.status == ConversationStatus.RESOLVED:
             conversation.status = ConversationStatus.OPEN
+        # The ticket's change travels inside the conversation (its `ticket` summary).
+        ticket_actions.on_customer_message(conversation, stored, previous_window_end)
         conversation.save()
         record_event("message.created", message=message_data(stored), conversation=conversation_data(conversation))
     return stored
@@ -285,11 +290,23 @@ def do_queue_outbound(
         if sender_kind == SenderKind.AGENT:
             locked.unread_count = 0
         locked.save()
+        ticket_actions.on_outbound_message(locked, message)
         record_event("message.created", message=message_data(message), conversation=conversation_data(locked))
         schema_name = _schema_name()
         transaction.on_commit(lambda: send_message.delay(schema_name, message.pk))
     conversation.refresh_from_db()
     return message
+
+
+def check_add_note(conversation: Conversation, author: User, text: str) -> Note:
+    """A private note for colleagues: stored and pushed, never sent, never ends the customer's wait."""
+    if not text.strip():
+        raise ActionError("A note needs some text.")
+    with transaction.atomic():
+        note = Note.objects.create(conversation=conversation, author_id=author.pk, author_name=author.display_name,
+                                   text=text)
+        record_event("note.created", note=note_data(note))
+    return note
 
 
 def do_mark_conversation_read(conversation: Conversation) -> Conversation:

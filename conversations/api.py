@@ -15,7 +15,8 @@ from rest_framework.response import Response
 
 from conversations import actions
 from conversations.models import Conversation, ConversationStatus, Message
-from conversations.serializers import ConversationSerializer, MessageSerializer, ReplySerializer
+from conversations.models import Note
+from conversations.serializers import ConversationSerializer, MessageSerializer, NoteSerializer, ReplySerializer
 
 
 def _action_error(error: actions.ActionError) -> Response:
@@ -28,7 +29,7 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     serializer_class = ConversationSerializer
 
     def get_queryset(self) -> QuerySet[Conversation]:
-        queryset = Conversation.objects.select_related("contact", "number").order_by("-last_message_at", "-id")
+        queryset = Conversation.objects.select_related("contact", "number", "current_ticket").order_by("-last_message_at", "-id")
         wanted = self.request.query_params.get("status")
         if wanted:
             if wanted not in ConversationStatus.values:
@@ -94,3 +95,29 @@ class ConversationMessagesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet
         except actions.ActionError as error:
             return _action_error(error)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationNotesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Note]):
+    """Private notes on a conversation, oldest first: for colleagues only, never sent to the customer."""
+
+    serializer_class = NoteSerializer
+
+    def get_queryset(self) -> QuerySet[Note]:
+        from django.shortcuts import get_object_or_404
+
+        conversation = get_object_or_404(Conversation, pk=self.kwargs["conversation_pk"])
+        return Note.objects.filter(conversation=conversation).order_by("created_at", "pk")
+
+    @extend_schema(request=NoteSerializer, responses={201: NoteSerializer})
+    def create(self, request: Request, conversation_pk: str) -> Response:
+        from django.shortcuts import get_object_or_404
+
+        conversation = get_object_or_404(Conversation, pk=conversation_pk)
+        serializer = NoteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            note = actions.check_add_note(conversation, request.user,  # type: ignore[arg-type]
+                                          serializer.validated_data["text"])
+        except actions.ActionError as error:
+            return _action_error(error)
+        return Response(NoteSerializer(note).data, status=status.HTTP_201_CREATED)

@@ -61,6 +61,8 @@ class Conversation(models.Model):
     last_inbound_at = models.DateTimeField(null=True, blank=True)
     window_expires_at = models.DateTimeField(null=True, blank=True)
     unread_count = models.PositiveIntegerField(default=0)
+    current_ticket = models.ForeignKey("tickets.Ticket", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -135,6 +137,19 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.type} {self.wamid or self.pk}"
+
+
+class Note(models.Model):
+    """A private note agents leave on a conversation; never sent to the customer, never ends a wait."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author_id = models.BigIntegerField(null=True, blank=True)
+    author_name = models.CharField(max_length=200, blank=True, default="")
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Note on {self.conversation_id}"
 
 
 class InboxEvent(models.Model):

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from conversations.models import Contact, Conversation, Message
+from conversations.models import Contact, Conversation, Message, Note
 
 
 class ContactSerializer(serializers.ModelSerializer[Contact]):
@@ -15,15 +15,28 @@ class ContactSerializer(serializers.ModelSerializer[Contact]):
         fields = ["id", "wa_id", "user_id", "username", "name"]
 
 
+class TicketSummarySerializer(serializers.Serializer[Any]):
+    """The conversation's current ticket, as the inbox list shows it."""
+
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    priority = serializers.CharField()
+    assignee_id = serializers.IntegerField(allow_null=True)
+    waiting_since = serializers.DateTimeField(allow_null=True)
+    response_due_at = serializers.DateTimeField(allow_null=True)
+    resolution_due_at = serializers.DateTimeField(allow_null=True)
+
+
 class ConversationSerializer(serializers.ModelSerializer[Conversation]):
     contact = ContactSerializer(read_only=True)
     number = serializers.SerializerMethodField()
+    ticket = TicketSummarySerializer(source="current_ticket", read_only=True, allow_null=True)
 
     class Meta:
         model = Conversation
         fields = [
             "id", "contact", "number", "status", "last_message_at", "last_message_preview", "last_inbound_at",
-            "window_expires_at", "unread_count", "created_at",
+            "window_expires_at", "unread_count", "ticket", "created_at",
         ]
         read_only_fields = fields
 
@@ -44,6 +57,15 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         read_only_fields = fields
 
 
+class NoteSerializer(serializers.ModelSerializer[Note]):
+    conversation = serializers.IntegerField(source="conversation_id", read_only=True)
+
+    class Meta:
+        model = Note
+        fields = ["id", "conversation", "author_id", "author_name", "text", "created_at"]
+        read_only_fields = ["id", "conversation", "author_id", "author_name", "created_at"]
+
+
 class ReplySerializer(serializers.Serializer[dict[str, Any]]):
     text = serializers.CharField(max_length=4096, trim_whitespace=False)
 
@@ -59,3 +81,7 @@ def conversation_data(conversation: Conversation) -> dict[str, Any]:
 
 def message_data(message: Message) -> dict[str, Any]:
     return dict(MessageSerializer(message).data)
+
+
+def note_data(note: Note) -> dict[str, Any]:
+    return dict(NoteSerializer(note).data)

@@ -7,16 +7,25 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from conversations import api, web
+from tickets import api as tickets_api
 from conversations.webhook_views import healthz
 from helpdesk.tenancy.views import ObtainTokenView, TenantLoginView
 
 router = DefaultRouter()
 router.register("conversations", api.ConversationViewSet, basename="conversation")
+router.register("tickets", tickets_api.TicketViewSet, basename="ticket")
 conversation_messages = api.ConversationMessagesViewSet.as_view({"get": "list", "post": "create"})
+conversation_notes = api.ConversationNotesViewSet.as_view({"get": "list", "post": "create"})
 
 api_v1 = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("conversations/<int:conversation_pk>/messages/", conversation_messages, name="conversation-messages"),
+    path("conversations/<int:conversation_pk>/notes/", conversation_notes, name="conversation-notes"),
+    path("reports/summary/", tickets_api.SummaryReportView.as_view(), name="report-summary"),
+    path("reports/timeseries/", tickets_api.TimeseriesReportView.as_view(), name="report-timeseries"),
+    path("reports/agents/", tickets_api.AgentsReportView.as_view(), name="report-agents"),
+    path("me/", tickets_api.AvailabilityView.as_view(), name="me"),
+    path("members/", tickets_api.MembersView.as_view(), name="members"),
     path("", include(router.urls)),
 ]
 

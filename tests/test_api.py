@@ -42,7 +42,7 @@ def receive(number: Any, wa_id: str, text: str, ts: int, name: str = "Rina") -> 
 
 def conversation(pk: int) -> Conversation:
     with schema_context("acme"):
-        return Conversation.objects.select_related("contact").get(pk=pk)
+        return Conversation.objects.select_related("contact", "current_ticket").get(pk=pk)
 
 
 def event_count() -> int:
@@ -88,6 +88,15 @@ def test_conversation_list_has_the_documented_shape(db, acme_number, alice_api):
             "last_inbound_at": iso(ts),
             "window_expires_at": iso(datetime.fromtimestamp(ts, tz=UTC) + timedelta(hours=24)),
             "unread_count": 1,
+            "ticket": {
+                "id": stored.current_ticket.pk,
+                "status": "open",
+                "priority": "normal",
+                "assignee_id": stored.current_ticket.assignee_id,
+                "waiting_since": iso(ts),
+                "response_due_at": iso(stored.current_ticket.response_due_at),
+                "resolution_due_at": iso(stored.current_ticket.resolution_due_at),
+            },
             "created_at": iso(stored.created_at),
         }
     ]

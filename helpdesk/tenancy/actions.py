@@ -30,7 +30,7 @@ def do_create_tenant(slug: str, name: str, domain: str) -> Tenant:
     if Domain.objects.filter(domain=domain).exists():
         raise TenancyError(f"The domain {domain!r} belongs to another tenant.")
     tenant = Tenant(schema_name=slug, name=name or slug)
-    tenant.save()  # creates and migrates the schema
+    tenant.save(verbosity=0)  # creates and migrates the schema
     Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
     return tenant
 
