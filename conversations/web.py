@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -82,7 +83,9 @@ def inbox_strings() -> dict[str, str]:
         "conn_reconnecting": _("Reconnecting…"),
         "conn_offline": _("Offline"),
         "conn_live_title": _("Connected: new messages and ticks appear as they happen."),
-        "conn_reconnecting_title": _("Connection lost. Reconnecting; nothing is missed meanwhile. Click to retry now."),
+        "conn_reconnecting_title": _(
+            "Connection lost. Reconnecting; nothing is missed meanwhile. Click to retry now."
+        ),
         "conn_offline_title": _("This device is offline. The inbox catches up as soon as it is back online."),
         # times
         "time_now": _("now"),
@@ -163,8 +166,8 @@ def inbox_strings() -> dict[str, str]:
         "reply_placeholder": _("Write a reply… Enter sends, Shift+Enter adds a line"),
         "reply_closed_placeholder": _("Replies are off while the 24-hour window is closed"),
         "reply_closed_notice": _(
-            "The 24-hour customer service window is closed. WhatsApp only accepts an approved template message "
-            "until the customer writes again."
+            "The 24-hour customer service window is closed. WhatsApp only accepts an approved template "
+            "message until the customer writes again."
         ),
         "send": _("Send"),
         "sending": _("Sending…"),
@@ -172,6 +175,10 @@ def inbox_strings() -> dict[str, str]:
         # errors
         "error_network": _("Could not reach the server. Check your connection and try again."),
         "error_http": _("Something went wrong (HTTP %(status)s). Please try again."),
+        "error_window_closed": _(
+            "The 24-hour customer service window is closed: WhatsApp only accepts an approved template "
+            "message until the customer writes again."
+        ),
         "error_session": _("Your session has ended. Sign in again to keep working."),
         "sign_in_again": _("Sign in again"),
         "retry": _("Retry"),

@@ -1,10 +1,19 @@
-"""URLs of the public domain (PUBLIC_DOMAIN): Meta's webhook and the health check."""
+"""URLs of the public domain (PUBLIC_DOMAIN): Meta's webhook, the health check, the operator's pages."""
 
-from django.urls import path
+from django.contrib.auth.views import LogoutView
+from django.urls import include, path
+from django.views.generic import RedirectView
 
 from conversations.webhook_views import healthz, whatsapp_webhook
+from tickets.operator_views import OperatorLoginView, tenant_reports
 
 urlpatterns = [
     path("webhooks/whatsapp/", whatsapp_webhook, name="whatsapp-webhook"),
     path("healthz", healthz, name="healthz"),
+    # The platform operator (superusers): the same report for every tenant.
+    path("", RedirectView.as_view(url="/operator/reports/", permanent=False)),
+    path("login/", OperatorLoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("operator/reports/", tenant_reports, name="operator-reports"),
+    path("i18n/", include("django.conf.urls.i18n")),
 ]

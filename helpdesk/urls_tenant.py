@@ -26,6 +26,7 @@ api_v1 = [
     path("reports/agents/", tickets_api.AgentsReportView.as_view(), name="report-agents"),
     path("me/", tickets_api.AvailabilityView.as_view(), name="me"),
     path("members/", tickets_api.MembersView.as_view(), name="members"),
+    path("settings/support/", tickets_api.SupportSettingsView.as_view(), name="support-settings"),
     path("", include(router.urls)),
 ]
 

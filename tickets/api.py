@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from helpdesk.tenancy.access import current_tenant
 from helpdesk.tenancy.models import Membership, Role
 from helpdesk.tenancy.permissions import IsTenantMember
-from tickets import actions, reports
+from tickets import actions, reports, support_settings
 from tickets.models import Priority, Ticket, TicketStatus
 from tickets.serializers import TicketSerializer, TicketUpdateSerializer
 
@@ -230,3 +230,23 @@ class MembersView(APIView):
         members = Membership.objects.select_related("user").filter(tenant=current_tenant()).order_by("user__email")
         return Response({"results": [_me(m) for m in members]})
 
+
+
+class SupportSettingsView(APIView):
+    """The tenant's time zone, business hours, holidays, SLA policies and support settings. Admins change them
+    with PATCH (any subset of the sections); everyone in the helpdesk may read them."""
+
+    permission_classes = [IsAdminOrReadOnly]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        return Response(support_settings.support_settings_data())
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def patch(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ValidationError({"detail": "A JSON object of settings."})
+        try:
+            return Response(support_settings.check_update_support_settings(dict(request.data)))
+        except support_settings.SettingsError as error:
+            return Response({"detail": str(error), "code": "invalid"}, status=400)

@@ -1,0 +1,1426 @@
+/* The live inbox: one module that owns the /ws/inbox/ websocket and keeps the page in sync through it and the
+ * REST API (/api/v1/). No build step, no dependencies.
+ *
+ * Consistency rules (see conversations/consumers.py for the server side):
+ *  - Every websocket frame carries an increasing event id. `lastEventId` is the id of the last frame applied;
+ *    frames with an id <= lastEventId are skipped, so replays and duplicates change nothing.
+ *  - First connect: `ready` gives the server's last event id; the REST data is loaded after it, so everything
+ *    newer arrives as frames. Every reconnect sends `{"type":"resume","after":lastEventId}` at once and the
+ *    server replays what was missed, in order. Until the replay has reached the `ready` id of that connection,
+ *    frames newer than it are dropped: they are live frames that the replay sends again, in their place.
+ *  - Conversations and messages are upserted by id. Each remembers the id of the last frame that touched it;
+ *    a REST answer (requested when lastEventId was S) only overwrites an object no frame has touched since S,
+ *    because such a frame may be newer than the answer and a later frame fixes anything older.
+ *  - A message's delivery status never moves backwards (queued < sent < delivered < read; failed is final).
+ * Message data is only ever put in the page with textContent / attributes, never as HTML.
+ */
+"use strict";
+
+(() => {
+  const root = document.getElementById("inbox-app");
+  if (!root) return;
+  const CONFIG = JSON.parse(root.dataset.config || "{}");
+  const STRINGS = JSON.parse(document.getElementById("inbox-strings").textContent);
+  const LANG = document.documentElement.lang || "en";
+  const API = "/api/v1";
+  const MAX_TEXT = 4096;
+  const SOON_MS = 2 * 3600 * 1000;
+  const STATUS_RANK = { received: 0, queued: 0, sent: 1, delivered: 2, read: 3 };
+
+  // ------------------------------------------------------------------ helpers
+
+  function t(key, params) {
+    let text = Object.prototype.hasOwnProperty.call(STRINGS, key) ? STRINGS[key] : key;
+    if (params) text = text.replace(/%\((\w+)\)s/g, (whole, name) => (name in params ? String(params[name]) : whole));
+    return text;
+  }
+
+  const $ = (selector, scope) => (scope || document).querySelector(selector);
+
+  /** el("div", {class: "x", dataset: {id: 1}, text: "hi"}, child, ...): a DOM element; text goes in as text. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const ICONS = {
+    // 16x16 viewBox paths (static markup of ours, built with createElementNS)
+    clock: ["M8 1.5a6.5 6.5 0 1 0 0 13 6.5 6.5 0 0 0 0-13zm0 1.5a5 5 0 1 1 0 10A5 5 0 0 1 8 3zm-.75 1.75v3.56l2.72 1.63.77-1.28-1.99-1.2V4.75z"],
+    check: ["M13.3 4.3l-7 7-3.6-3.6 1.06-1.06L6.3 9.19l5.94-5.95z"],
+    checks: ["M11.3 4.3l-7 7-3.1-3.1 1.06-1.06 2.04 2.05 5.94-5.95z", "M15.3 4.3l-7 7-1.2-1.2 1.06-1.06.14.14 5.94-5.95z"],
+    alert: ["M8 1.5a6.5 6.5 0 1 0 0 13 6.5 6.5 0 0 0 0-13zM7.25 4.5h1.5v4.5h-1.5zm0 5.75h1.5v1.5h-1.5z"],
+    image: ["M2 3h12v10H2zm1.5 1.5v5.3l2.6-2.6 2.4 2.4 1.6-1.6 2.4 2.4V4.5zM10.5 5.5a1 1 0 1 1 0 2 1 1 0 0 1 0-2z"],
+    video: ["M2 4h8.5v8H2zm9.5 2.2L14 4.7v6.6l-2.5-1.5z"],
+    audio: ["M8 1.5a2.5 2.5 0 0 1 2.5 2.5v4a2.5 2.5 0 0 1-5 0V4A2.5 2.5 0 0 1 8 1.5zM3.5 7.5H5a3 3 0 0 0 6 0h1.5a4.5 4.5 0 0 1-3.75 4.43V14h-1.5v-2.07A4.5 4.5 0 0 1 3.5 7.5z"],
+    document: ["M3.5 1.5h6l3 3v10h-9zm1.5 1.5v10h6V5.5H8.5V3zM6 8h4v1H6zm0 2h4v1H6z"],
+    sticker: ["M8 1.5a6.5 6.5 0 1 0 0 13h.5l6-6V8A6.5 6.5 0 0 0 8 1.5zM5.5 6a1 1 0 1 1 0 2 1 1 0 0 1 0-2zm5 0a1 1 0 1 1 0 2 1 1 0 0 1 0-2zM5 9.5h6A3 3 0 0 1 8 12a3 3 0 0 1-3-2.5z"],
+    pin: ["M8 1.5A4.5 4.5 0 0 0 3.5 6c0 3.4 4.5 8.5 4.5 8.5s4.5-5.1 4.5-8.5A4.5 4.5 0 0 0 8 1.5zm0 2.75a1.75 1.75 0 1 1 0 3.5 1.75 1.75 0 0 1 0-3.5z"],
+    person: ["M8 2a3 3 0 1 1 0 6 3 3 0 0 1 0-6zm0 7c3 0 5.5 1.5 5.5 3.5V14h-11v-1.5C2.5 10.5 5 9 8 9z"],
+    reply: ["M6.5 3.5v2.6C10.8 6.4 13.5 8.9 14 13c-1.3-2.3-3.6-3.5-7.5-3.5v2.6L1.8 7.8z"],
+    tap: ["M6.5 2a1.5 1.5 0 0 1 1.5 1.5V7l3.6.6a1.5 1.5 0 0 1 1.24 1.68L12.3 13.5H6.7L3.6 9.9l.9-.9 2 1.4V3.5A1.5 1.5 0 0 1 6.5 2z"],
+    question: ["M8 1.5a6.5 6.5 0 1 0 0 13 6.5 6.5 0 0 0 0-13zm0 9.25a.9.9 0 1 1 0 1.8.9.9 0 0 1 0-1.8zM8 4c1.5 0 2.6.9 2.6 2.2 0 1-.6 1.5-1.2 1.9-.5.3-.7.5-.7 1v.3H7.3v-.4c0-1 .5-1.5 1.1-1.9.5-.3.7-.5.7-.9 0-.5-.4-.8-1.1-.8-.7 0-1.2.4-1.3 1.1L5.3 6.3C5.5 4.9 6.6 4 8 4z"],
+  };
+
+  function icon(name, className) {
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("viewBox", "0 0 16 16");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", "icon " + (className || ""));
+    for (const d of ICONS[name] || []) {
+      const path = document.createElementNS(SVG_NS, "path");
+      path.setAttribute("d", d);
+      svg.append(path);
+    }
+    return svg;
+  }
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  /** An absolute `next`/`previous` link from the API, as a same-origin path (keeps http/https right). */
+  function pathOf(link) {
+    if (!link) return null;
+    const url = new URL(link, location.href);
+    return url.pathname + url.search;
+  }
+
+  class ApiError extends Error {
+    constructor(status, data) {
+      super(messageOf(status, data));
+      this.status = status;
+      this.data = data;
+    }
+  }
+
+  function messageOf(status, data) {
+    if (status === 0) return t("error_network");
+    if (data && typeof data === "object") {
+      if (data.code === "window_closed") return t("error_window_closed"); // the server's text, translated
+      if (typeof data.detail === "string" && data.detail) return data.detail;
+      for (const value of Object.values(data)) {
+        if (Array.isArray(value) && value.length && typeof value[0] === "string") return value[0];
+        if (typeof value === "string" && value) return value;
+      }
+    }
+    return t("error_http", { status });
+  }
+
+  async function request(method, url, { json, form } = {}) {
+    const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (method !== "GET") options.headers["X-CSRFToken"] = csrfToken();
+    if (json !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(json);
+    } else if (form !== undefined) {
+      options.body = new URLSearchParams(form);
+    }
+    let response;
+    try {
+      response = await fetch(url, options);
+    } catch (error) {
+      throw new ApiError(0, null);
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+    if (response.status === 401 || (response.status === 403 && isAuthProblem(data))) showSessionEnded();
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  function isAuthProblem(data) {
+    return Boolean(data && typeof data.detail === "string" && /credentials|authenticat/i.test(data.detail));
+  }
+
+  const timeFormat = new Intl.DateTimeFormat(LANG, { hour: "2-digit", minute: "2-digit" });
+  const dateFormat = new Intl.DateTimeFormat(LANG, { day: "numeric", month: "short" });
+  const longDateFormat = new Intl.DateTimeFormat(LANG, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+  const fullFormat = new Intl.DateTimeFormat(LANG, { dateStyle: "medium", timeStyle: "short" });
+
+  const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+
+  function relativeTime(iso) {
+    const at = ms(iso);
+    if (!Number.isFinite(at)) return "";
+    const seconds = Math.max(0, (Date.now() - at) / 1000);
+    if (seconds < 60) return t("time_now");
+    if (seconds < 3600) return t("time_minutes", { n: Math.floor(seconds / 60) });
+    if (seconds < 86400) return t("time_hours", { n: Math.floor(seconds / 3600) });
+    if (seconds < 7 * 86400) return t("time_days", { n: Math.floor(seconds / 86400) });
+    return dateFormat.format(at);
+  }
+
+  function duration(msLeft, short) {
+    const minutes = Math.max(1, Math.ceil(msLeft / 60000));
+    const h = Math.floor(minutes / 60);
+    const m = minutes % 60;
+    if (h === 0) return t(short ? "duration_m_short" : "duration_m", { m });
+    return t(short ? "duration_hm_short" : "duration_hm", { h, m });
+  }
+
+  /** The 24-hour window of a conversation now: {state: "open"|"soon"|"closed", left: ms}. */
+  function windowOf(conversation) {
+    const left = ms(conversation.window_expires_at) - Date.now();
+    if (!Number.isFinite(left) || left <= 0) return { state: "closed", left: 0 };
+    return { state: left < SOON_MS ? "soon" : "open", left };
+  }
+
+  function dayLabel(at) {
+    const day = new Date(at);
+    const today = new Date();
+    const startOf = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+    const diff = Math.round((startOf(today) - startOf(day)) / 86400000);
+    if (diff === 0) return t("today");
+    if (diff === 1) return t("yesterday");
+    return longDateFormat.format(day);
+  }
+
+  function contactName(contact) {
+    if (!contact) return t("unknown_contact");
+    if (contact.name && contact.wa_id && contact.name.replace(/\D/g, "") === contact.wa_id) return "+" + contact.wa_id;
+    return contact.name || (contact.wa_id ? "+" + contact.wa_id : "") || contact.username || contact.user_id ||
+      t("unknown_contact");
+  }
+
+  function contactNumber(contact) {
+    if (!contact) return "";
+    return contact.wa_id ? "+" + contact.wa_id : contact.username ? "@" + contact.username : contact.user_id || "";
+  }
+
+  function initials(name) {
+    const words = String(name).replace(/[^\p{L}\p{N} ]/gu, " ").trim().split(/\s+/).filter(Boolean);
+    if (!words.length) return "#";
+    return (words[0][0] + (words.length > 1 ? words[words.length - 1][0] : "")).toUpperCase();
+  }
+
+  function avatar(conversation, extraClass) {
+    const name = contactName(conversation.contact);
+    const hue = (Number(conversation.contact && conversation.contact.id) || Number(conversation.id) || 0) * 47 % 360;
+    const letters = initials(name);
+    return el("span", { class: "avatar " + (extraClass || ""), style: `--hue:${hue}`, "aria-hidden": "true" },
+      /\p{L}/u.test(letters) ? letters : icon("person"));
+  }
+
+  function isTyping(target) {
+    const node = target || document.activeElement;
+    return Boolean(node && (node.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(node.tagName)));
+  }
+
+  /** Text with http(s) links made clickable; everything else stays text. */
+  function linkified(text) {
+    const fragment = document.createDocumentFragment();
+    const pattern = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/gi;
+    let last = 0;
+    for (const match of String(text).matchAll(pattern)) {
+      fragment.append(text.slice(last, match.index));
+      fragment.append(el("a", { href: match[0], target: "_blank", rel: "noopener noreferrer nofollow", text: match[0] }));
+      last = match.index + match[0].length;
+    }
+    fragment.append(text.slice(last));
+    return fragment;
+  }
+
+  // ------------------------------------------------------------------ state
+
+  const state = {
+    lastEventId: null, // id of the last frame applied; null until the first `ready`
+    synced: false, // REST data was loaded after a `ready`: frames keep it current
+    resumeTarget: null, // while replaying after a reconnect: the `ready` id of this connection
+    conversations: new Map(), // id -> {data, v (id of the last frame applied to it)}
+    threads: new Map(), // conversation id -> {messages: Map(id -> {data, v}), previous, loaded, loading, error}
+    filter: "",
+    list: { next: null, loading: false, loaded: false, error: null, generation: 0 },
+    selectedId: null,
+    missing: new Set(), // conversation ids the API answered 404 for
+    drafts: new Map(),
+    sending: false,
+    statusBusy: false,
+    replyError: "",
+    readInFlight: new Map(),
+  };
+
+  function since() {
+    return state.lastEventId || 0;
+  }
+
+  function upsertConversation(data, frameId, restSince) {
+    const entry = state.conversations.get(data.id);
+    if (frameId === undefined && entry && entry.v > restSince) return entry; // a frame is at least as new
+    const next = { data, v: frameId !== undefined ? frameId : entry ? entry.v : 0, at: ms(data.last_message_at) };
+    state.conversations.set(data.id, next);
+    state.missing.delete(data.id);
+    return next;
+  }
+
+  function upsertMessage(data, frameId, restSince) {
+    const thread = state.threads.get(data.conversation);
+    if (!thread) return; // not loaded: it comes with the thread when it is opened
+    const entry = thread.messages.get(data.id);
+    if (entry) {
+      if (frameId === undefined && entry.v > restSince) return;
+      const old = entry.data.status;
+      const moved = old === "failed" ? data.status === "failed"
+        : data.status === "failed" || (STATUS_RANK[data.status] ?? 0) >= (STATUS_RANK[old] ?? 0);
+      if (!moved) return; // a stale answer: never show a tick going backwards
+    }
+    thread.messages.set(data.id, { data, v: frameId !== undefined ? frameId : entry ? entry.v : 0 });
+  }
+
+  // ------------------------------------------------------------------ websocket
+
+  const socket = {
+    ws: null,
+    attempt: 0,
+    timer: null,
+    openTimer: null,
+    lastHeard: 0,
+    status: "connecting",
+  };
+
+  function connect() {
+    clearTimeout(socket.timer);
+    socket.timer = null;
+    if (socket.ws && socket.ws.readyState <= 1) return; // connecting or open
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    let ws;
+    try {
+      ws = new WebSocket(`${scheme}//${location.host}/ws/inbox/`);
+    } catch (error) {
+      scheduleReconnect();
+      return;
+    }
+    socket.ws = ws;
+    setConnection(socket.attempt ? "reconnecting" : "connecting");
+    clearTimeout(socket.openTimer);
+    socket.openTimer = setTimeout(() => { if (socket.ws === ws && ws.readyState === 0) ws.close(); }, 10000);
+    ws.onopen = () => {
+      if (socket.ws !== ws) return;
+      clearTimeout(socket.openTimer);
+      socket.lastHeard = Date.now();
+      if (state.synced) send(ws, { type: "resume", after: state.lastEventId });
+    };
+    ws.onmessage = (event) => {
+      if (socket.ws !== ws) return;
+      socket.lastHeard = Date.now();
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (error) {
+        return;
+      }
+      if (frame && typeof frame === "object") onFrame(frame, ws);
+    };
+    ws.onclose = () => {
+      if (socket.ws !== ws) return;
+      socket.ws = null;
+      clearTimeout(socket.openTimer);
+      scheduleReconnect();
+    };
+    ws.onerror = () => {}; // a close event follows
+  }
+
+  function send(ws, frame) {
+    if (ws && ws.readyState === 1) ws.send(JSON.stringify(frame));
+  }
+
+  function scheduleReconnect() {
+    setConnection(navigator.onLine === false ? "offline" : "reconnecting");
+    clearTimeout(socket.timer);
+    const ceiling = Math.min(15000, 500 * 2 ** socket.attempt);
+    socket.attempt += 1;
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2); // exponential backoff with jitter
+    socket.timer = setTimeout(connect, delay);
+  }
+
+  /** Reconnect now (network back, tab visible again, the indicator clicked). */
+  function reconnectNow() {
+    if (socket.ws && socket.ws.readyState === 1) {
+      ping();
+      return;
+    }
+    if (socket.ws && socket.ws.readyState === 0) return;
+    socket.attempt = Math.min(socket.attempt, 1);
+    connect();
+  }
+
+  function ping() {
+    const ws = socket.ws;
+    if (!ws || ws.readyState !== 1) return;
+    const asked = Date.now();
+    send(ws, { type: "ping" });
+    setTimeout(() => {
+      if (socket.ws === ws && socket.lastHeard < asked) ws.close(); // silent for 10 s: a dead connection
+    }, 10000);
+  }
+
+  function onFrame(frame, ws) {
+    if (frame.type === "ready") {
+      const serverLast = Number(frame.last_event_id) || 0;
+      socket.attempt = 0;
+      setConnection("live");
+      if (!state.synced) {
+        state.lastEventId = serverLast;
+        state.resumeTarget = null;
+        state.synced = true;
+        loadEverything();
+      } else if (serverLast < state.lastEventId) {
+        // The server's event log is behind what we applied (a reset database): start over from it.
+        state.lastEventId = serverLast;
+        state.resumeTarget = null;
+        state.conversations.clear();
+        state.threads.clear();
+        view.renderedThread = null;
+        send(ws, { type: "resume", after: serverLast });
+        loadEverything();
+      } else {
+        state.resumeTarget = serverLast > state.lastEventId ? serverLast : null;
+      }
+      return;
+    }
+    if (frame.type === "pong" || frame.type === "error") return;
+    if (typeof frame.id !== "number" || state.lastEventId === null) return;
+    if (frame.id <= state.lastEventId) return; // already applied
+    if (state.resumeTarget !== null) {
+      if (frame.id > state.resumeTarget) return; // a live frame ahead of the replay: the replay resends it
+      if (frame.id === state.resumeTarget) state.resumeTarget = null;
+    }
+    applyFrame(frame);
+    state.lastEventId = frame.id;
+  }
+
+  function applyFrame(frame) {
+    // Only the API shapes are applied; other event types (notes, tickets, warnings) just advance the id.
+    const message = frame.message && typeof frame.message === "object" && "id" in frame.message &&
+      "conversation" in frame.message ? frame.message : null;
+    const conversation = frame.conversation && typeof frame.conversation === "object" && "id" in frame.conversation &&
+      "contact" in frame.conversation ? frame.conversation : null;
+    if (conversation) upsertConversation(conversation, frame.id);
+    if (message) {
+      const thread = state.threads.get(message.conversation);
+      const isNew = thread && !thread.messages.has(message.id);
+      upsertMessage(message, frame.id);
+      if (message.conversation === state.selectedId) {
+        if (isNew) noteNewMessage(message);
+        if (frame.type === "message.created" && message.direction === "in") readIfWatching(message.conversation);
+      }
+    }
+    scheduleRender();
+  }
+
+  function setConnection(status) {
+    socket.status = status;
+    const node = $("[data-testid=connection-status]");
+    if (!node) return;
+    node.dataset.state = status;
+    $(".conn-label", node).textContent = t("conn_" + status);
+    node.title = t("conn_" + (status === "connecting" ? "reconnecting" : status) + "_title");
+  }
+
+  // ------------------------------------------------------------------ loading
+
+  function loadEverything() {
+    loadList(true);
+    if (state.selectedId !== null) {
+      loadThread(state.selectedId);
+      readIfWatching(state.selectedId);
+    }
+  }
+
+  async function loadList(reset) {
+    const list = state.list;
+    if (!reset && (list.loading || !list.next)) return;
+    if (reset) {
+      list.generation += 1;
+      list.next = null;
+      list.loaded = false;
+    }
+    const generation = list.generation;
+    const url = reset ? `${API}/conversations/` + (state.filter ? `?status=${encodeURIComponent(state.filter)}` : "")
+      : list.next;
+    const restSince = since();
+    list.loading = true;
+    list.error = null;
+    scheduleRender();
+    try {
+      const page = await request("GET", url);
+      if (generation !== list.generation) return;
+      for (const conversation of page.results || []) upsertConversation(conversation, undefined, restSince);
+      list.next = pathOf(page.next);
+      list.loaded = true;
+    } catch (error) {
+      if (generation === list.generation) list.error = error.message;
+    } finally {
+      if (generation === list.generation) list.loading = false;
+      scheduleRender();
+    }
+  }
+
+  function threadOf(id) {
+    let thread = state.threads.get(id);
+    if (!thread) {
+      thread = { messages: new Map(), previous: null, loaded: false, loading: false, error: null, olderLoading: false };
+      state.threads.set(id, thread);
+    }
+    return thread;
+  }
+
+  async function loadThread(id) {
+    const thread = threadOf(id);
+    const restSince = since();
+    thread.loading = true;
+    thread.error = null;
+    scheduleRender();
+    if (!state.conversations.has(id)) loadConversation(id);
+    try {
+      const page = await request("GET", `${API}/conversations/${id}/messages/?page=last`);
+      const results = page.results || [];
+      const firstLoad = !thread.loaded;
+      const known = [...thread.messages.keys()];
+      if (thread.loaded && results.length && known.length && results[0].id > Math.max(...known)) {
+        thread.messages.clear(); // whatever we held is older than this whole page: start from the page
+        thread.loaded = false;
+      }
+      for (const message of results) upsertMessage(message, undefined, restSince);
+      if (!thread.loaded) thread.previous = pathOf(page.previous);
+      thread.loaded = true;
+      if (id === state.selectedId && firstLoad) view.stickToBottom = true;
+    } catch (error) {
+      thread.error = error;
+    } finally {
+      thread.loading = false;
+      scheduleRender();
+    }
+  }
+
+  async function loadConversation(id) {
+    const restSince = since();
+    try {
+      upsertConversation(await request("GET", `${API}/conversations/${id}/`), undefined, restSince);
+    } catch (error) {
+      if (error.status === 404) state.missing.add(id);
+    }
+    scheduleRender();
+  }
+
+  async function loadEarlier() {
+    const id = state.selectedId;
+    const thread = state.threads.get(id);
+    if (!thread || !thread.previous || thread.olderLoading) return;
+    const restSince = since();
+    thread.olderLoading = true;
+    scheduleRender();
+    const box = $("[data-testid=message-list]");
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    try {
+      const page = await request("GET", thread.previous);
+      for (const message of page.results || []) upsertMessage(message, undefined, restSince);
+      thread.previous = pathOf(page.previous);
+    } catch (error) {
+      toast(error.message);
+    } finally {
+      thread.olderLoading = false;
+      if (id === state.selectedId) view.keepFromBottom = fromBottom;
+      scheduleRender();
+    }
+  }
+
+  // ------------------------------------------------------------------ actions
+
+  function readIfWatching(id) {
+    if (document.visibilityState === "visible" && id === state.selectedId) markRead(id);
+  }
+
+  function markRead(id) {
+    const inFlight = state.readInFlight.get(id);
+    if (inFlight) {
+      inFlight.again = true;
+      return;
+    }
+    const job = { again: false };
+    state.readInFlight.set(id, job);
+    const restSince = since();
+    request("POST", `${API}/conversations/${id}/read/`)
+      .then((conversation) => upsertConversation(conversation, undefined, restSince))
+      .catch(() => {})
+      .finally(() => {
+        state.readInFlight.delete(id);
+        if (job.again) markRead(id);
+        scheduleRender();
+      });
+  }
+
+  async function setStatus(status) {
+    const id = state.selectedId;
+    const entry = state.conversations.get(id);
+    if (id === null || !entry || state.statusBusy || entry.data.status === status) return;
+    state.statusBusy = true;
+    scheduleRender();
+    const restSince = since();
+    try {
+      upsertConversation(await request("POST", `${API}/conversations/${id}/status/`, { json: { status } }),
+        undefined, restSince);
+    } catch (error) {
+      toast(error.message);
+    } finally {
+      state.statusBusy = false;
+      scheduleRender();
+    }
+  }
+
+  async function sendReply() {
+    const id = state.selectedId;
+    const box = $("[data-testid=reply-box]");
+    const text = box.value;
+    if (id === null || state.sending || !text.trim() || box.disabled) return;
+    state.sending = true;
+    state.replyError = "";
+    box.value = "";
+    state.drafts.delete(id);
+    autoGrow(box);
+    view.stickToBottom = true;
+    scheduleRender();
+    const restSince = since();
+    try {
+      const message = await request("POST", `${API}/conversations/${id}/messages/`, { json: { text } });
+      threadOf(id);
+      upsertMessage(message, undefined, restSince);
+      if (id === state.selectedId) view.stickToBottom = true;
+    } catch (error) {
+      if (id === state.selectedId) {
+        state.replyError = error.message;
+        if (!box.value) {
+          box.value = text; // give the text back to fix or keep
+          autoGrow(box);
+        }
+      } else {
+        toast(error.message);
+        if (!state.drafts.get(id)) state.drafts.set(id, text);
+      }
+      if (error.status === 409) loadConversation(id); // our idea of the window was out of date
+    } finally {
+      state.sending = false;
+      scheduleRender();
+      if (id === state.selectedId) box.focus();
+    }
+  }
+
+  function select(id, options = {}) {
+    if (id === null || id === undefined || Number.isNaN(id)) return;
+    const box = $("[data-testid=reply-box]");
+    if (state.selectedId !== null && state.selectedId !== id) {
+      if (box.value) state.drafts.set(state.selectedId, box.value);
+      else state.drafts.delete(state.selectedId);
+    }
+    const changed = state.selectedId !== id;
+    state.selectedId = id;
+    if (changed) {
+      state.replyError = "";
+      box.value = state.drafts.get(id) || "";
+      autoGrow(box);
+      view.stickToBottom = true;
+      view.newBelow = 0;
+      view.renderedThread = null;
+    }
+    if (location.hash !== `#c=${id}`) history.replaceState(null, "", `#c=${id}`);
+    root.classList.add("has-selection");
+    if (state.synced) { // before the first `ready`, loadEverything() loads it
+      loadThread(id);
+      markRead(id);
+    }
+    scheduleRender();
+    if (options.focusReply) box.focus();
+    if (options.scrollList) view.scrollSelectedIntoView = true;
+  }
+
+  function selectedFromHash() {
+    const match = location.hash.match(/(?:^#|&)c=(\d+)/);
+    return match ? Number(match[1]) : null;
+  }
+
+  function move(step) {
+    const ids = visibleConversationIds();
+    if (!ids.length) return;
+    const at = ids.indexOf(state.selectedId);
+    const next = at === -1 ? (step > 0 ? 0 : ids.length - 1) : Math.min(ids.length - 1, Math.max(0, at + step));
+    if (ids[next] !== state.selectedId) select(ids[next], { scrollList: true });
+    if (next >= ids.length - 3) loadList(false);
+  }
+
+  function setFilter(filter) {
+    if (state.filter === filter) return;
+    state.filter = filter;
+    loadList(true);
+    view.listScrollTop = true;
+    scheduleRender();
+  }
+
+  // ------------------------------------------------------------------ rendering
+
+  const view = {
+    scheduled: false,
+    stickToBottom: true,
+    keepFromBottom: null,
+    newBelow: 0,
+    renderedThread: null,
+    listItems: new Map(), // conversation id -> {node, key}
+    messageNodes: new Map(), // message id -> {node, key}
+    fixedNodes: new Map(), // day separators and notes of the thread, by content
+    scrollSelectedIntoView: false,
+    listScrollTop: false,
+  };
+
+  /** Render once per animation frame; hidden tabs get no animation frames, so a timer stands in there
+   * (the title's unread count keeps up while the agent works in another tab). */
+  function scheduleRender() {
+    if (view.scheduled) return;
+    view.scheduled = true;
+    let frame = 0;
+    let timer = 0;
+    const run = () => {
+      cancelAnimationFrame(frame);
+      clearTimeout(timer);
+      if (!view.scheduled) return;
+      view.scheduled = false;
+      render();
+    };
+    frame = requestAnimationFrame(run);
+    timer = setTimeout(run, 250);
+  }
+
+  const baseTitle = document.title;
+
+  function render() {
+    renderList();
+    renderThread();
+    let unread = 0;
+    for (const entry of state.conversations.values()) {
+      if (!(entry.data.id === state.selectedId && document.visibilityState === "visible")) {
+        unread += entry.data.unread_count || 0;
+      }
+    }
+    const title = (unread ? `(${unread > 99 ? "99+" : unread}) ` : "") + baseTitle;
+    if (document.title !== title) document.title = title;
+  }
+
+  /** Make `container`'s children exactly `nodes`, moving only what is out of place (keeps text selections). */
+  function reconcile(container, nodes) {
+    let cursor = container.firstChild;
+    for (const node of nodes) {
+      if (node === cursor) cursor = cursor.nextSibling;
+      else container.insertBefore(node, cursor);
+    }
+    while (cursor) {
+      const next = cursor.nextSibling;
+      cursor.remove();
+      cursor = next;
+    }
+  }
+
+  function visibleConversationIds() {
+    const rows = [];
+    for (const entry of state.conversations.values()) {
+      if (!state.filter || entry.data.status === state.filter) rows.push(entry);
+    }
+    rows.sort((a, b) => {
+      const at = Number.isFinite(a.at) ? a.at : -Infinity;
+      const bt = Number.isFinite(b.at) ? b.at : -Infinity;
+      return bt - at || b.data.id - a.data.id;
+    });
+    return rows.map((entry) => entry.data.id);
+  }
+
+  function windowPill(conversation) {
+    const window = windowOf(conversation);
+    if (window.state === "closed") {
+      return el("span", { class: "win-pill closed", "data-testid": "window-indicator", "data-state": "closed",
+        title: t("window_pill_closed_title"), text: t("window_pill_closed") });
+    }
+    return el("span", { class: "win-pill " + window.state, "data-testid": "window-indicator",
+      "data-state": window.state, title: t("window_pill_title", { time: duration(window.left, false) }) },
+    icon("clock"), duration(window.left, true));
+  }
+
+  function conversationItem(conversation) {
+    const unread = conversation.id === state.selectedId && document.visibilityState === "visible"
+      ? 0 : conversation.unread_count;
+    const name = contactName(conversation.contact);
+    const number = contactNumber(conversation.contact);
+    return el("a", {
+      class: "conv" + (conversation.id === state.selectedId ? " active" : "") + (unread ? " unread" : ""),
+      href: `#c=${conversation.id}`,
+      role: "option",
+      "aria-selected": conversation.id === state.selectedId ? "true" : "false",
+      "data-testid": "conversation-item",
+      "data-conversation-id": conversation.id,
+      "data-wa-id": (conversation.contact && conversation.contact.wa_id) || "",
+      "data-status": conversation.status,
+    },
+    avatar(conversation),
+    el("span", { class: "conv-main" },
+      el("span", { class: "conv-row" },
+        el("span", { class: "conv-name", "data-testid": "conversation-name", text: name }),
+        el("time", { class: "conv-time", datetime: conversation.last_message_at || "",
+          title: conversation.last_message_at ? fullFormat.format(ms(conversation.last_message_at)) : "",
+          text: relativeTime(conversation.last_message_at) })),
+      el("span", { class: "conv-row" },
+        el("span", { class: "conv-preview", "data-testid": "conversation-preview",
+          text: conversation.last_message_preview || "" }),
+        unread ? el("span", { class: "badge", "data-testid": "unread-badge", title: t("unread_title", { n: unread }),
+          text: unread > 99 ? "99+" : String(unread) }) : null),
+      el("span", { class: "conv-meta" },
+        windowPill(conversation),
+        name !== number && number ? el("span", { class: "conv-number", text: number }) : null,
+        !state.filter && conversation.status !== "open"
+          ? el("span", { class: "status-chip " + conversation.status, text: t("status_" + conversation.status) })
+          : null)));
+  }
+
+  function renderList() {
+    const container = $("[data-testid=conversation-list]");
+    const ids = visibleConversationIds();
+    const wanted = [];
+    const now = Math.floor(Date.now() / 30000); // relative times and windows change as time passes
+    for (const id of ids) {
+      const conversation = state.conversations.get(id).data;
+      const key = JSON.stringify([conversation, state.selectedId === id, state.filter, now,
+        document.visibilityState]);
+      let item = view.listItems.get(id);
+      if (!item || item.key !== key) {
+        const node = conversationItem(conversation);
+        if (item) item.node.replaceWith(node);
+        item = { node, key };
+        view.listItems.set(id, item);
+      }
+      wanted.push(item.node);
+    }
+    const keep = new Set(ids);
+    for (const [id, item] of view.listItems) {
+      if (!keep.has(id)) {
+        item.node.remove();
+        view.listItems.delete(id);
+      }
+    }
+    reconcile(container, wanted);
+
+    document.querySelectorAll("[data-testid=status-tab]").forEach((tab) => {
+      const active = tab.dataset.status === state.filter;
+      tab.classList.toggle("active", active);
+      tab.setAttribute("aria-selected", active ? "true" : "false");
+    });
+
+    const list = state.list;
+    const footer = $("[data-testid=conversation-list-footer]");
+    footer.replaceChildren();
+    if (list.error) {
+      footer.append(el("div", { class: "list-note error", role: "alert", text: list.error }),
+        el("button", { type: "button", class: "btn small", text: t("retry"),
+          onclick: () => loadList(!list.loaded) }));
+    } else if (list.loading) {
+      footer.append(el("div", { class: "list-note", text: t("loading") }));
+    } else if (list.next) {
+      footer.append(el("button", { type: "button", class: "btn small ghost", "data-testid": "load-more-conversations",
+        text: t("load_more"), onclick: () => loadList(false) }));
+    } else if (list.loaded && !ids.length) {
+      footer.append(el("div", { class: "list-empty", "data-testid": "conversation-list-empty",
+        text: state.filter ? t("no_conversations_filter") : t("no_conversations") }));
+    }
+    if (view.listScrollTop) {
+      container.parentElement.scrollTop = 0;
+      view.listScrollTop = false;
+    }
+    if (view.scrollSelectedIntoView) {
+      const item = view.listItems.get(state.selectedId);
+      if (item) item.node.scrollIntoView({ block: "nearest" });
+      view.scrollSelectedIntoView = false;
+    }
+  }
+
+  // -- one message
+
+  function tick(message) {
+    const status = message.status;
+    const glyph = { queued: "clock", sent: "check", delivered: "checks", read: "checks", failed: "alert" }[status];
+    if (!glyph) return null;
+    const when = { sent: message.sent_at, delivered: message.delivered_at, read: message.read_at,
+      failed: message.failed_at }[status];
+    const label = t("tick_" + status) + (when ? " · " + fullFormat.format(ms(when)) : "");
+    return el("span", { class: "tick " + status, "data-testid": "message-status", "data-status": status,
+      title: label, "aria-label": label, role: "img" }, icon(glyph));
+  }
+
+  function chip(iconName, title, lines) {
+    return el("div", { class: "chip" }, el("span", { class: "chip-icon" }, icon(iconName)),
+      el("span", { class: "chip-text" }, el("span", { class: "chip-title", text: title }),
+        ...lines.filter(Boolean).map((line) => el("span", { class: "chip-sub", text: line }))));
+  }
+
+  function textBlock(text) {
+    return el("div", { class: "msg-text", "data-testid": "message-text" }, linkified(text));
+  }
+
+  /** The visible content of a message, from its type and the raw WhatsApp object in `content`. */
+  function messageBody(message) {
+    const content = message.content && typeof message.content === "object" ? message.content : {};
+    const kind = message.type;
+    const body = message.direction === "in" ? content[kind] : content; // outbound content is the type object
+    const part = body && typeof body === "object" ? body : {};
+    const nodes = [];
+    switch (kind) {
+      case "text":
+        nodes.push(textBlock(message.text || part.body || ""));
+        break;
+      case "image":
+      case "video":
+      case "audio":
+      case "document":
+      case "sticker": {
+        const label = kind === "audio" && part.voice ? t("media_voice") : t("media_" + kind);
+        const title = kind === "document" && part.filename ? part.filename : label;
+        nodes.push(chip(kind, title, [kind === "document" && part.filename ? label : "",
+          [part.mime_type, t("media_unavailable")].filter(Boolean).join(" · ")]));
+        const caption = part.caption || (kind === "document" ? "" : message.text);
+        if (caption) nodes.push(textBlock(caption));
+        break;
+      }
+      case "location": {
+        const lat = Number(part.latitude);
+        const long = Number(part.longitude);
+        const place = [part.name, part.address].filter(Boolean);
+        const coordinates = Number.isFinite(lat) && Number.isFinite(long) ? `${lat}, ${long}` : "";
+        const box = chip("pin", place[0] || t("location"), [place[1] || "", coordinates]);
+        nodes.push(box);
+        if (coordinates) {
+          nodes.push(el("a", { class: "msg-link", href: `https://maps.google.com/?q=${lat},${long}`, target: "_blank",
+            rel: "noopener noreferrer", "data-testid": "location-link", text: t("open_in_maps") }));
+        }
+        break;
+      }
+      case "contacts": {
+        const cards = Array.isArray(content.contacts) ? content.contacts : [];
+        for (const card of cards.slice(0, 20)) {
+          if (!card || typeof card !== "object") continue;
+          const name = (card.name && (card.name.formatted_name ||
+            [card.name.first_name, card.name.last_name].filter(Boolean).join(" "))) || t("contact_card");
+          const phones = (Array.isArray(card.phones) ? card.phones : [])
+            .map((p) => [p.phone || (p.wa_id ? "+" + p.wa_id : ""), p.type].filter(Boolean).join(" · "));
+          const emails = (Array.isArray(card.emails) ? card.emails : []).map((e) => e.email);
+          const org = card.org && [card.org.company, card.org.title].filter(Boolean).join(" · ");
+          nodes.push(chip("person", name, [...phones, ...emails, org]));
+        }
+        if (!nodes.length) nodes.push(textBlock(message.text || t("contact_card")));
+        break;
+      }
+      case "interactive": {
+        const kindOfReply = part.type;
+        const reply = (kindOfReply && part[kindOfReply]) || {};
+        const label = kindOfReply === "list_reply" ? t("reply_list")
+          : kindOfReply === "nfm_reply" ? t("reply_form") : t("reply_button");
+        nodes.push(el("div", { class: "msg-action" }, icon("tap"), label));
+        nodes.push(el("div", { class: "msg-choice", "data-testid": "message-text",
+          text: reply.title || reply.name || message.text || "" }));
+        if (reply.description) nodes.push(el("div", { class: "msg-sub", text: reply.description }));
+        break;
+      }
+      case "button":
+        nodes.push(el("div", { class: "msg-action" }, icon("tap"), t("reply_template_button")));
+        nodes.push(el("div", { class: "msg-choice", "data-testid": "message-text",
+          text: part.text || part.payload || message.text || "" }));
+        break;
+      case "reaction": {
+        const emoji = part.emoji || "";
+        const target = part.message_id ? findByWamid(part.message_id) : null;
+        nodes.push(el("div", { class: "msg-reaction", "data-testid": "message-text" },
+          emoji ? t("reacted", { emoji }) : t("reaction_removed"),
+          target ? el("span", { class: "msg-sub", text: " " + t("reaction_to", { text: snippet(target) }) }) : null));
+        break;
+      }
+      case "unsupported": {
+        const what = (content.unsupported && content.unsupported.type) || "";
+        nodes.push(el("div", { class: "msg-unsupported", "data-testid": "message-text" }, icon("question"),
+          what ? t("unsupported_kind", { kind: what }) : t("unsupported")));
+        break;
+      }
+      case "template": {
+        const name = part.name || (part.template && part.template.name) || "";
+        if (name) nodes.push(el("div", { class: "msg-action", text: t("template_message", { name }) }));
+        if (message.text) nodes.push(textBlock(message.text));
+        break;
+      }
+      default:
+        if (message.text) nodes.push(textBlock(message.text));
+        else nodes.push(el("div", { class: "msg-unsupported", "data-testid": "message-text",
+          text: t("type_fallback", { type: kind }) }));
+    }
+    return nodes;
+  }
+
+  function findByWamid(wamid) {
+    const thread = state.threads.get(state.selectedId);
+    if (!thread) return null;
+    for (const entry of thread.messages.values()) if (entry.data.wamid === wamid) return entry.data;
+    return null;
+  }
+
+  function snippet(message) {
+    const text = message.text || t("type_fallback", { type: message.type });
+    return text.length > 60 ? text.slice(0, 57) + "…" : text;
+  }
+
+  function senderLabel(message) {
+    if (message.direction === "in") return "";
+    if (message.sender_kind === "agent") return message.sender_name || "";
+    const kind = t("sender_" + message.sender_kind);
+    return message.sender_name ? `${message.sender_name} · ${kind}` : kind;
+  }
+
+  function messageNode(message) {
+    const out = message.direction === "out";
+    const failed = message.status === "failed";
+    const sender = senderLabel(message);
+    const quoted = message.reply_to_wamid && message.type !== "reaction" ? findByWamid(message.reply_to_wamid) : null;
+    const created = ms(message.created_at);
+    const bubble = el("div", { class: "bubble" },
+      out && sender ? el("div", { class: "msg-sender", "data-testid": "message-sender", text: sender }) : null,
+      message.reply_to_wamid && message.type !== "reaction"
+        ? el("div", { class: "msg-quote" }, icon("reply"),
+          el("span", { text: t("reply_to") + ": " + (quoted ? snippet(quoted) : t("reply_to_unknown")) }))
+        : null,
+      ...messageBody(message),
+      el("div", { class: "msg-meta" },
+        el("time", { datetime: message.created_at, title: Number.isFinite(created) ? fullFormat.format(created) : "",
+          text: Number.isFinite(created) ? timeFormat.format(created) : "" }),
+        out ? tick(message) : null));
+    const node = el("div", {
+      class: `msg ${out ? "out" : "in"} type-${message.type}` + (failed ? " failed" : ""),
+      "data-testid": "message",
+      "data-message-id": message.id,
+      "data-direction": message.direction,
+      "data-status": message.status,
+      "data-type": message.type,
+    }, bubble);
+    if (failed) {
+      const title = message.error_title || "";
+      const text = message.error_code !== null && message.error_code !== undefined
+        ? t("failed_detail", { code: message.error_code, title: title || t("failed_unknown") })
+        : title ? t("failed_detail_no_code", { title }) : t("failed_unknown");
+      node.append(el("div", { class: "msg-error", "data-testid": "message-error", role: "note",
+        title: message.error_details || "" }, icon("alert"), text));
+    }
+    return node;
+  }
+
+  // -- the thread
+
+  function renderThread() {
+    const id = state.selectedId;
+    const pane = $("[data-testid=thread]");
+    const empty = $("[data-testid=thread-empty]");
+    const entry = id !== null ? state.conversations.get(id) : null;
+    const thread = id !== null ? state.threads.get(id) : null;
+    pane.hidden = id === null;
+    empty.hidden = id !== null;
+    if (id === null) return;
+    const conversation = entry ? entry.data : null;
+
+    renderHeader(conversation, state.missing.has(id));
+    renderComposer(conversation);
+
+    const box = $("[data-testid=message-list]");
+    if (view.renderedThread !== id) {
+      box.replaceChildren();
+      view.messageNodes.clear();
+      view.fixedNodes.clear();
+      view.renderedThread = id;
+    }
+    // Nodes other than messages, kept while their content is the same so the DOM only changes where needed.
+    const fixed = (key, make) => {
+      let node = view.fixedNodes.get(key);
+      if (!node) {
+        node = make();
+        view.fixedNodes.set(key, node);
+      }
+      return node;
+    };
+    const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+    const stick = view.stickToBottom || nearBottom;
+
+    const messages = thread ? [...thread.messages.values()].map((e) => e.data) : [];
+    messages.sort((a, b) => ms(a.created_at) - ms(b.created_at) || a.id - b.id);
+    const nodes = [];
+    if (thread && thread.previous) {
+      nodes.push(fixed("earlier:" + thread.olderLoading, () => el("div", { class: "load-earlier" },
+        el("button", { type: "button", class: "btn small ghost", "data-testid": "load-earlier",
+          disabled: thread.olderLoading, text: thread.olderLoading ? t("loading") : t("load_earlier"),
+          onclick: loadEarlier }))));
+    }
+    if (state.missing.has(id)) {
+      nodes.push(el("div", { class: "thread-note error", text: t("conversation_not_found") }));
+    } else if (thread && thread.error && !messages.length) {
+      nodes.push(el("div", { class: "thread-note error", role: "alert" }, thread.error.message + " ",
+        el("button", { type: "button", class: "btn small", text: t("retry"), onclick: () => loadThread(id) })));
+    } else if (!messages.length) {
+      nodes.push(el("div", { class: "thread-note", text: thread && thread.loaded ? t("no_messages") : t("loading") }));
+    }
+    let previousDay = null;
+    let previous = null;
+    const seen = new Set();
+    for (const message of messages) {
+      const created = ms(message.created_at);
+      const day = Number.isFinite(created) ? new Date(created).toDateString() : "";
+      if (day !== previousDay) {
+        const label = dayLabel(created);
+        nodes.push(fixed(`day:${day}:${label}`, () => el("div", { class: "day-sep", role: "separator" },
+          el("span", { text: label }))));
+        previousDay = day;
+        previous = null;
+      }
+      const key = JSON.stringify(message) + (message.reply_to_wamid || message.type === "reaction" ? messages.length : "");
+      let item = view.messageNodes.get(message.id);
+      if (!item || item.key !== key) {
+        item = { node: messageNode(message), key };
+        view.messageNodes.set(message.id, item);
+      }
+      const continues = previous && previous.direction === message.direction &&
+        previous.sender_name === message.sender_name && created - ms(previous.created_at) < 5 * 60 * 1000;
+      item.node.classList.toggle("cont", Boolean(continues));
+      nodes.push(item.node);
+      seen.add(message.id);
+      previous = message;
+    }
+    for (const messageId of view.messageNodes.keys()) if (!seen.has(messageId)) view.messageNodes.delete(messageId);
+    reconcile(box, nodes);
+
+    if (view.keepFromBottom !== null) {
+      box.scrollTop = box.scrollHeight - view.keepFromBottom;
+      view.keepFromBottom = null;
+    } else if (stick) {
+      box.scrollTop = box.scrollHeight;
+      view.newBelow = 0;
+    }
+    view.stickToBottom = false;
+    const pill = $("[data-testid=new-messages]");
+    pill.hidden = view.newBelow === 0;
+    $(".count", pill).textContent = view.newBelow > 1 ? String(view.newBelow) : "";
+  }
+
+  function noteNewMessage() {
+    const box = $("[data-testid=message-list]");
+    if (!box) return;
+    const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+    if (!nearBottom) view.newBelow += 1;
+  }
+
+  function renderHeader(conversation, missing) {
+    const header = $("[data-testid=thread-header]");
+    const key = JSON.stringify([conversation, missing, state.statusBusy, Math.floor(Date.now() / 30000)]);
+    if (header.dataset.key === key) return;
+    header.dataset.key = key;
+    const title = $("[data-testid=thread-title]");
+    const sub = $("[data-testid=thread-subtitle]");
+    const windowState = $("[data-testid=window-state]");
+    const actions = $("[data-testid=thread-actions]");
+    const avatarSlot = $(".thread-avatar", header);
+    actions.replaceChildren();
+    if (!conversation) {
+      title.textContent = missing ? "—" : t("loading");
+      sub.textContent = "";
+      windowState.hidden = true;
+      avatarSlot.replaceChildren();
+      return;
+    }
+    avatarSlot.replaceChildren(avatar(conversation, "large"));
+    const name = contactName(conversation.contact);
+    const number = contactNumber(conversation.contact);
+    title.textContent = name;
+    sub.replaceChildren(
+      number && number !== name ? el("span", { "data-testid": "thread-number", text: number }) : null,
+      conversation.number && conversation.number.display_number
+        ? el("span", { class: "via", text: "→ +" + conversation.number.display_number }) : null,
+      el("span", { class: "status-chip " + conversation.status, "data-testid": "thread-status",
+        text: t("status_" + conversation.status) }));
+    const window = windowOf(conversation);
+    windowState.hidden = false;
+    windowState.dataset.state = window.state;
+    windowState.className = "window-state " + window.state;
+    windowState.replaceChildren(icon(window.state === "closed" ? "alert" : "clock"),
+      window.state === "closed" ? t("window_closed")
+        : t(window.state === "soon" ? "window_soon" : "window_open", { time: duration(window.left, false) }));
+    const button = (status, label, testid, primary) => el("button", {
+      type: "button", class: "btn" + (primary ? " primary" : ""), "data-testid": testid, disabled: state.statusBusy,
+      title: status === "resolved" ? t("action_resolve_title") : null,
+      onclick: () => setStatus(status), text: label });
+    if (conversation.status !== "pending" && conversation.status !== "resolved") {
+      actions.append(button("pending", t("action_pending"), "pending-button", false));
+    }
+    if (conversation.status === "resolved") {
+      actions.append(button("open", t("action_reopen"), "reopen-button", true));
+    } else {
+      if (conversation.status === "pending") actions.append(button("open", t("action_reopen"), "reopen-button", false));
+      actions.append(button("resolved", t("action_resolve"), "resolve-button", true));
+    }
+  }
+
+  function renderComposer(conversation) {
+    const box = $("[data-testid=reply-box]");
+    const sendButton = $("[data-testid=reply-send]");
+    const notice = $("[data-testid=reply-disabled-notice]");
+    const error = $("[data-testid=reply-error]");
+    const counter = $("[data-testid=reply-count]");
+    const closed = !conversation || windowOf(conversation).state === "closed";
+    box.disabled = closed;
+    box.placeholder = conversation && closed ? t("reply_closed_placeholder") : t("reply_placeholder");
+    notice.hidden = !conversation || !closed;
+    sendButton.disabled = closed || state.sending || !box.value.trim();
+    sendButton.textContent = state.sending ? t("sending") : t("send");
+    error.hidden = !state.replyError;
+    error.textContent = state.replyError;
+    const length = box.value.length;
+    counter.hidden = length < MAX_TEXT - 600;
+    counter.textContent = t("char_count", { n: length, max: MAX_TEXT });
+    counter.classList.toggle("over", length > MAX_TEXT);
+  }
+
+  function autoGrow(box) {
+    box.style.height = "auto";
+    box.style.height = Math.min(box.scrollHeight, Math.round(window.innerHeight * 0.35)) + "px";
+  }
+
+  // ------------------------------------------------------------------ small UI pieces
+
+  function toast(text) {
+    const area = $("[data-testid=toasts]");
+    const node = el("div", { class: "toast", role: "status", "data-testid": "toast", text });
+    area.append(node);
+    setTimeout(() => node.remove(), 6000);
+  }
+
+  let sessionShown = false;
+  function showSessionEnded() {
+    if (sessionShown) return;
+    sessionShown = true;
+    const banner = $("[data-testid=session-banner]");
+    banner.replaceChildren(el("span", { text: t("error_session") }), el("a", { class: "btn small primary",
+      href: "/login/?next=" + encodeURIComponent(location.pathname + location.hash), text: t("sign_in_again") }));
+    banner.hidden = false;
+  }
+
+  function openHelp() {
+    const dialog = $("[data-testid=help-overlay]");
+    if (!dialog.open) dialog.showModal();
+  }
+
+  function setupSimulator() {
+    const toggle = $("[data-testid=simulate-open]");
+    const panel = $("[data-testid=simulate-panel]");
+    if (!CONFIG.simulator || !toggle || !panel) return;
+    const form = $("[data-testid=simulate-form]");
+    const feedback = $("[data-testid=simulate-feedback]");
+    const submit = $("[data-testid=simulate-submit]");
+    const show = (open) => {
+      panel.hidden = !open;
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      if (open) $("[data-testid=simulate-text]").focus();
+    };
+    toggle.addEventListener("click", () => show(panel.hidden));
+    $("[data-testid=simulate-close]").addEventListener("click", () => show(false));
+    panel.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        show(false);
+        toggle.focus();
+      }
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(form);
+      feedback.className = "sim-feedback";
+      feedback.textContent = "";
+      submit.disabled = true;
+      try {
+        const answer = await request("POST", form.action, { form: data });
+        feedback.classList.add("ok");
+        feedback.textContent = t("sim_sent", { wa_id: answer.wa_id });
+        $("[data-testid=simulate-text]").value = "";
+        $("[data-testid=simulate-text]").focus();
+      } catch (error) {
+        feedback.classList.add("error");
+        feedback.setAttribute("role", "alert");
+        feedback.textContent = error.message;
+      } finally {
+        submit.disabled = false;
+        if (!panel.hidden && !panel.contains(document.activeElement)) $("[data-testid=simulate-text]").focus();
+      }
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && !panel.hidden && !document.querySelector("dialog[open]") &&
+          !isTyping(event.target)) {
+        show(false);
+      }
+    });
+    $("[data-testid=simulate-text]").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ events
+
+  function setupEvents() {
+    const list = $("[data-testid=conversation-list]");
+    list.addEventListener("click", (event) => {
+      const item = event.target.closest("[data-conversation-id]");
+      if (!item || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+      event.preventDefault();
+      select(Number(item.dataset.conversationId));
+    });
+    const scroller = list.parentElement;
+    scroller.addEventListener("scroll", () => {
+      if (scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 200) loadList(false);
+    }, { passive: true });
+
+    document.querySelectorAll("[data-testid=status-tab]").forEach((tab) => {
+      tab.addEventListener("click", () => setFilter(tab.dataset.status));
+    });
+
+    const box = $("[data-testid=reply-box]");
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        sendReply();
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        box.blur();
+      }
+    });
+    box.addEventListener("input", () => {
+      autoGrow(box);
+      if (state.replyError) state.replyError = "";
+      const entry = state.conversations.get(state.selectedId);
+      renderComposer(entry ? entry.data : null); // only the composer depends on what is typed
+    });
+    $("[data-testid=reply-form]").addEventListener("submit", (event) => {
+      event.preventDefault();
+      sendReply();
+    });
+
+    const messages = $("[data-testid=message-list]");
+    messages.addEventListener("scroll", () => {
+      if (view.newBelow && messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80) {
+        view.newBelow = 0;
+        $("[data-testid=new-messages]").hidden = true;
+      }
+    }, { passive: true });
+    $("[data-testid=new-messages]").addEventListener("click", () => {
+      messages.scrollTo({ top: messages.scrollHeight, behavior: "smooth" });
+      view.newBelow = 0;
+      $("[data-testid=new-messages]").hidden = true;
+    });
+    $("[data-testid=thread-back]").addEventListener("click", () => {
+      root.classList.remove("has-selection");
+    });
+
+    const connection = $("[data-testid=connection-status]");
+    connection.addEventListener("click", () => {
+      if (socket.status !== "live") reconnectNow();
+    });
+
+    $("[data-testid=help-button]").addEventListener("click", openHelp);
+    $("[data-testid=help-close]").addEventListener("click", () => $("[data-testid=help-overlay]").close());
+    $("[data-testid=help-overlay]").addEventListener("click", (event) => {
+      if (event.target === event.currentTarget) event.currentTarget.close(); // a click on the backdrop
+    });
+
+    const language = $("[data-testid=language-form]");
+    if (language) {
+      $("[data-testid=language-select]").addEventListener("change", () => {
+        language.elements.next.value = location.pathname + location.hash;
+        language.submit();
+      });
+    }
+
+    document.addEventListener("keydown", (event) => {
+      if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (document.querySelector("dialog[open]")) return; // the dialog handles its own keys (Esc closes it)
+      if (isTyping(event.target)) return;
+      const key = event.key;
+      if (key === "j" || key === "ArrowDown") {
+        event.preventDefault();
+        move(1);
+      } else if (key === "k" || key === "ArrowUp") {
+        event.preventDefault();
+        move(-1);
+      } else if (key === "r" || key === "/") {
+        if (state.selectedId === null || box.disabled) return;
+        event.preventDefault();
+        box.focus();
+      } else if (key === "e") {
+        if (state.selectedId === null) return;
+        event.preventDefault();
+        setStatus("resolved");
+      } else if (key === "?") {
+        event.preventDefault();
+        openHelp();
+      }
+    });
+
+    window.addEventListener("hashchange", () => {
+      const id = selectedFromHash();
+      if (id !== null && id !== state.selectedId) select(id);
+    });
+    window.addEventListener("online", () => {
+      socket.attempt = 0;
+      reconnectNow();
+    });
+    window.addEventListener("offline", () => {
+      if (!socket.ws || socket.ws.readyState !== 1) setConnection("offline");
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState !== "visible") return;
+      reconnectNow();
+      const entry = state.conversations.get(state.selectedId);
+      if (entry && entry.data.unread_count > 0) markRead(state.selectedId);
+      scheduleRender();
+    });
+    window.addEventListener("resize", () => autoGrow(box));
+  }
+
+  // ------------------------------------------------------------------ start
+
+  setupEvents();
+  setupSimulator();
+  setConnection("connecting");
+  const fromHash = selectedFromHash();
+  if (fromHash !== null) select(fromHash);
+  connect();
+  setInterval(ping, 25000);
+  setInterval(scheduleRender, 30000); // windows and relative times move with the clock
+  // If the websocket cannot get through (a proxy without websockets), still show the data; it is reloaded
+  // after the first `ready`.
+  setTimeout(() => {
+    if (!state.synced && !state.list.loaded && !state.list.loading) {
+      loadList(true);
+      if (state.selectedId !== null) loadThread(state.selectedId);
+    }
+  }, 5000);
+  scheduleRender();
+})();

@@ -1,0 +1,142 @@
+"""The tenant's support settings as one document (time zone, reopen window, warnings, auto-assignment,
+business hours, holidays, SLA policies): read it, and change it only through `check_update_support_settings`.
+New values apply to clocks started from then on; running clocks keep the deadlines they were given."""
+
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Any
+from zoneinfo import available_timezones
+
+from django.db import connection, transaction
+
+from helpdesk.tenancy.models import Tenant
+from tickets import actions
+from tickets.models import BusinessHours, Holiday, Priority, SLAPolicy, SupportSettings
+
+SCALARS = {"reopen_window_hours": (1, 24 * 30), "window_warning_minutes": (1, 24 * 60),
+           "sla_warning_percent": (1, 99)}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _tenant() -> Tenant:
+    return Tenant.objects.get(schema_name=connection.schema_name)
+
+
+def support_settings_data() -> dict[str, Any]:
+    actions.ensure_defaults()
+    current = SupportSettings.current()
+    return {
+        "timezone": _tenant().timezone_name,
+        "reopen_window_hours": current.reopen_window_hours,
+        "window_warning_minutes": current.window_warning_minutes,
+        "sla_warning_percent": current.sla_warning_percent,
+        "auto_assign": current.auto_assign,
+        "business_hours": [{"weekday": h.weekday, "opens": h.opens.strftime("%H:%M"),
+                            "closes": h.closes.strftime("%H:%M")} for h in BusinessHours.objects.all()],
+        "holidays": [{"date": h.date.isoformat(), "name": h.name} for h in Holiday.objects.order_by("date")],
+        "sla_policies": [
+            {"priority": p.priority, "first_response_seconds": p.first_response_seconds,
+             "next_response_seconds": p.next_response_seconds, "resolution_seconds": p.resolution_seconds}
+            for p in sorted(SLAPolicy.objects.all(), key=lambda p: Priority.values.index(p.priority))
+        ],
+    }
+
+
+def _time(value: Any, label: str) -> time:
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise SettingsError(f"{label}: {value!r} is not a time (HH:MM).") from None
+
+
+def _hours(rows: Any) -> list[BusinessHours]:
+    if not isinstance(rows, list):
+        raise SettingsError("business_hours: a list of {weekday, opens, closes}.")
+    parsed: list[BusinessHours] = []
+    for row in rows:
+        if not isinstance(row, dict) or row.get("weekday") not in range(7):
+            raise SettingsError("business_hours: each row needs a weekday 0 (Monday) to 6 (Sunday).")
+        opens, closes = _time(row.get("opens"), "opens"), _time(row.get("closes"), "closes")
+        if closes != time(0) and closes <= opens:
+            raise SettingsError(f"business_hours: on weekday {row['weekday']} {opens:%H:%M} to {closes:%H:%M} "
+                                "ends before it starts (use 00:00 for midnight).")
+        parsed.append(BusinessHours(weekday=row["weekday"], opens=opens, closes=closes))
+    by_day: dict[int, list[BusinessHours]] = {}
+    for hours in parsed:
+        by_day.setdefault(hours.weekday, []).append(hours)
+    for weekday, intervals in by_day.items():
+        intervals.sort(key=lambda h: h.opens)
+        for earlier, later in zip(intervals, intervals[1:], strict=False):
+            if earlier.closes == time(0) or later.opens < earlier.closes:
+                raise SettingsError(f"business_hours: intervals on weekday {weekday} overlap.")
+    return parsed
+
+
+def _holidays(rows: Any) -> list[Holiday]:
+    if not isinstance(rows, list):
+        raise SettingsError("holidays: a list of {date, name}.")
+    parsed: dict[date, Holiday] = {}
+    for row in rows:
+        try:
+            day = date.fromisoformat(str(row.get("date") if isinstance(row, dict) else row))
+        except ValueError:
+            raise SettingsError(f"holidays: {row!r} has no valid date (YYYY-MM-DD).") from None
+        parsed[day] = Holiday(date=day, name=str(row.get("name", ""))[:200] if isinstance(row, dict) else "")
+    return list(parsed.values())
+
+
+def _policies(rows: Any) -> list[dict[str, Any]]:
+    if not isinstance(rows, list):
+        raise SettingsError("sla_policies: a list of {priority, first_response_seconds, ...}.")
+    parsed = []
+    for row in rows:
+        if not isinstance(row, dict) or row.get("priority") not in Priority.values:
+            raise SettingsError(f"sla_policies: priority must be one of {', '.join(Priority.values)}.")
+        targets = {}
+        for key in ("first_response_seconds", "next_response_seconds", "resolution_seconds"):
+            value = row.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise SettingsError(f"sla_policies: {key} is a positive number of seconds, or null for no target.")
+            targets[key] = value
+        parsed.append({"priority": row["priority"], **targets})
+    return parsed
+
+
+def check_update_support_settings(changes: dict[str, Any]) -> dict[str, Any]:
+    """Validate every given section first, then apply them together; unknown keys are refused."""
+    unknown = set(changes) - {"timezone", "auto_assign", "business_hours", "holidays", "sla_policies", *SCALARS}
+    if unknown:
+        raise SettingsError(f"Unknown settings: {', '.join(sorted(unknown))}.")
+    if "timezone" in changes and changes["timezone"] not in available_timezones():
+        raise SettingsError(f"timezone: {changes['timezone']!r} is not an IANA time zone such as Asia/Jakarta.")
+    for key, (low, high) in SCALARS.items():
+        value = changes.get(key)
+        if key in changes and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
+            raise SettingsError(f"{key}: a whole number from {low} to {high}.")
+    if "auto_assign" in changes and not isinstance(changes["auto_assign"], bool):
+        raise SettingsError("auto_assign: true or false.")
+    hours = _hours(changes["business_hours"]) if "business_hours" in changes else None
+    holidays = _holidays(changes["holidays"]) if "holidays" in changes else None
+    policies = _policies(changes["sla_policies"]) if "sla_policies" in changes else None
+    with transaction.atomic():
+        actions.ensure_defaults()
+        if "timezone" in changes:
+            Tenant.objects.filter(schema_name=connection.schema_name).update(timezone_name=changes["timezone"])
+        scalars = {key: changes[key] for key in (*SCALARS, "auto_assign") if key in changes}
+        if scalars:
+            SupportSettings.objects.filter(pk=SupportSettings.current().pk).update(**scalars)
+        if hours is not None:
+            BusinessHours.objects.all().delete()
+            BusinessHours.objects.bulk_create(hours)
+        if holidays is not None:
+            Holiday.objects.all().delete()
+            Holiday.objects.bulk_create(holidays)
+        for policy in policies or []:
+            SLAPolicy.objects.update_or_create(priority=policy.pop("priority"), defaults=policy)
+        transaction.on_commit(actions.forget_support_rules)
+    actions.forget_support_rules()
+    return support_settings_data()
