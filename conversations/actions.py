@@ -310,11 +310,19 @@ def check_add_note(conversation: Conversation, author: User, text: str) -> Note:
 
 
 def do_mark_conversation_read(conversation: Conversation) -> Conversation:
+    """An agent has seen the conversation: unread goes to zero and the customer sees blue ticks."""
+    from conversations.tasks import send_read_receipt
+
     with transaction.atomic():
         updated = Conversation.objects.filter(pk=conversation.pk, unread_count__gt=0).update(unread_count=0)
         conversation.refresh_from_db()
         if updated:
             record_event("conversation.updated", conversation=conversation_data(conversation))
+            latest = (Message.objects.filter(conversation=conversation, direction=Direction.IN)
+                      .order_by("-created_at", "-pk").values_list("pk", flat=True).first())
+            if latest:
+                schema_name = _schema_name()
+                transaction.on_commit(lambda: send_read_receipt.delay(schema_name, latest))
     return conversation
 
 

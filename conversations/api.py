@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -24,12 +25,23 @@ def _action_error(error: actions.ActionError) -> Response:
 
 
 class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Conversation]):
-    """Conversations of this tenant, most recent first. Filter with `?status=open|pending|resolved`."""
+    """Conversations of this tenant, most recent first. Filter with `?status=open|pending|resolved`;
+    `?ordering=window` lists waiting customers whose 24-hour window closes soonest first."""
 
     serializer_class = ConversationSerializer
 
     def get_queryset(self) -> QuerySet[Conversation]:
-        queryset = Conversation.objects.select_related("contact", "number", "current_ticket").order_by("-last_message_at", "-id")
+        queryset = Conversation.objects.select_related("contact", "number", "current_ticket")
+        ordering = self.request.query_params.get("ordering", "recent")
+        if ordering == "window":
+            # Customers still waiting whose 24-hour window closes soonest first; closed windows last.
+            now = timezone.now()
+            queryset = queryset.filter(window_expires_at__gt=now, current_ticket__waiting_since__isnull=False)
+            queryset = queryset.order_by("window_expires_at", "id")
+        elif ordering == "recent":
+            queryset = queryset.order_by("-last_message_at", "-id")
+        else:
+            raise ValidationError({"ordering": "Use `recent` (default) or `window` (window closes soonest)."})
         wanted = self.request.query_params.get("status")
         if wanted:
             if wanted not in ConversationStatus.values:
@@ -37,7 +49,8 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             queryset = queryset.filter(status=wanted)
         return queryset
 
-    @extend_schema(parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=ConversationStatus.values)])
+    @extend_schema(parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=ConversationStatus.values),
+                               OpenApiParameter("ordering", OpenApiTypes.STR, enum=["recent", "window"])])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 

@@ -85,6 +85,20 @@ def send_message(schema_name: str, message_id: int) -> str:
 
 
 @shared_task(ignore_result=True)
+def send_read_receipt(schema_name: str, message_id: int) -> None:
+    """Tell WhatsApp the customer's message was read (blue ticks on their phone). Best effort: never retried."""
+    with schema_context(schema_name):
+        message = Message.objects.select_related("conversation__number").filter(
+            pk=message_id, direction=Direction.IN).first()
+        if message is None or not message.wamid:
+            return
+        try:
+            graph_api.mark_read(message.conversation.number, message.wamid)
+        except graph_api.GraphAPIError as error:
+            log.info("read receipt for %s not sent: %s", message.wamid, error)
+
+
+@shared_task(ignore_result=True)
 def sweep_outbound_messages() -> int:
     """Beat: re-enqueue queued messages whose task was lost or whose worker died holding the claim."""
     stale_before = timezone.now() - CLAIM_TIMEOUT

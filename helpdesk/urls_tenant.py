@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from conversations import api, web
 from tickets import api as tickets_api
+from tickets import web as tickets_web
 from conversations.webhook_views import healthz
 from helpdesk.tenancy.views import ObtainTokenView, TenantLoginView
 
@@ -36,6 +37,8 @@ urlpatterns = [
     path("logout/", LogoutView.as_view(), name="logout"),
     path("inbox/", web.inbox, name="inbox"),
     path("inbox/simulate/", web.simulate_customer_message, name="inbox-simulate"),
+    path("reports/", tickets_web.reports_page, name="reports"),
+    path("settings/", tickets_web.settings_page, name="settings"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

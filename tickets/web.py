@@ -1,0 +1,42 @@
+"""Browser pages for supervisors and admins: reports and support settings. Like the inbox, each page is
+rendered once and works through the REST API (static/inbox/reports.js, static/inbox/settings.js)."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from conversations.web import member_required
+from helpdesk.tenancy.access import current_tenant
+from helpdesk.tenancy.models import Role, WhatsAppNumber
+
+
+def _page(request: HttpRequest, template: str, allowed: tuple[str, ...]) -> HttpResponse:
+    membership = request.membership  # type: ignore[attr-defined]
+    if membership.role not in allowed:
+        return HttpResponse(_("This page is for supervisors and admins."), status=403)
+    tenant = current_tenant()
+    numbers = [{"id": n.pk, "display_number": n.display_number}
+               for n in WhatsAppNumber.objects.filter(tenant=tenant).order_by("pk")]
+    return render(request, template, {
+        "tenant": tenant, "membership": membership,
+        "page_config": json.dumps({"user": {"id": request.user.pk}, "role": membership.role,
+                                   "timezone": tenant.timezone_name if tenant else "UTC", "numbers": numbers}),
+    })
+
+
+@ensure_csrf_cookie
+@member_required
+def reports_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, "reports.html", (Role.SUPERVISOR, Role.ADMIN))
+
+
+@ensure_csrf_cookie
+@member_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """Admins change the settings; supervisors may look."""
+    return _page(request, "settings.html", (Role.SUPERVISOR, Role.ADMIN))
