@@ -48,5 +48,7 @@ def tenant_reports(request: HttpRequest) -> HttpResponse:
         writer.writerow([key for key, _ in COLUMNS])
         writer.writerows(table)
         return response
+    shown = [["—" if cell is None else f"{cell:.1f}" if isinstance(cell, float) else cell for cell in row]
+             for row in table]
     return render(request, "operator_reports.html", {
-        "start": start, "end": end, "error": error, "headers": [label for _, label in COLUMNS], "table": table})
+        "start": start, "end": end, "error": error, "headers": [label for _, label in COLUMNS], "table": shown})
