@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -27,6 +26,7 @@ from conversations.models import (
     SenderKind,
 )
 from conversations.serializers import conversation_data, message_data, note_data
+from helpdesk.tenancy.access import current_schema
 from helpdesk.tenancy.models import User, WhatsAppNumber
 from tickets import actions as ticket_actions
 
@@ -39,7 +39,7 @@ STATUS_RANK = {
     MessageStatus.DELIVERED: 2,
     MessageStatus.READ: 3,
 }
-STATUS_TIME_FIELD = {
+STATUS_TIME_FIELD: dict[str, str] = {
     MessageStatus.SENT: "sent_at",
     MessageStatus.DELIVERED: "delivered_at",
     MessageStatus.READ: "read_at",
@@ -61,7 +61,7 @@ class WindowClosed(ActionError):
 
 
 def from_unix(timestamp: Any) -> datetime:
-    return datetime.fromtimestamp(int(timestamp), tz=dt_timezone.utc)
+    return datetime.fromtimestamp(int(timestamp), tz=UTC)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,9 @@ def describe_inbound(message: dict[str, Any]) -> InboundContent:
         place = ", ".join(part for part in (body.get("name"), body.get("address")) if part)
         text = place or f"{body.get('latitude')}, {body.get('longitude')}"
     elif kind == "contacts" and isinstance(body, list):
-        text = ", ".join((card.get("name") or {}).get("formatted_name", "") for card in body if isinstance(card, dict))
+        text = ", ".join(
+            (card.get("name") or {}).get("formatted_name", "") for card in body if isinstance(card, dict)
+        )
     elif kind == "interactive":
         reply = body.get(body.get("type", "")) or {}
         text = reply.get("title", "")
@@ -107,7 +109,9 @@ def _contact_for(number: WhatsAppNumber, wa_id: str, user_id: str, profile: dict
     name = str(profile.get("name") or "")
     username = str(profile.get("username") or "")
     if contact is None:
-        return Contact.objects.create(number=number, wa_id=wa_id, user_id=user_id, name=name, username=username)
+        return Contact.objects.create(
+            number=number, wa_id=wa_id, user_id=user_id, name=name, username=username
+        )
     changed = {
         field: value
         for field, value in (("wa_id", wa_id), ("user_id", user_id), ("name", name), ("username", username))
@@ -174,7 +178,9 @@ def do_receive_inbound(
         # The ticket's change travels inside the conversation (its `ticket` summary).
         ticket_actions.on_customer_message(conversation, stored, previous_window_end)
         conversation.save()
-        record_event("message.created", message=message_data(stored), conversation=conversation_data(conversation))
+        record_event(
+            "message.created", message=message_data(stored), conversation=conversation_data(conversation)
+        )
     return stored
 
 
@@ -202,8 +208,11 @@ def do_apply_status(status: dict[str, Any]) -> Message | None:
             return None
         changed = False
         time_field = STATUS_TIME_FIELD[new_status]
-        if new_status != MessageStatus.FAILED and getattr(message, time_field) is None \
-                and message.status != MessageStatus.FAILED:
+        if (
+            new_status != MessageStatus.FAILED
+            and getattr(message, time_field) is None
+            and message.status != MessageStatus.FAILED
+        ):
             setattr(message, time_field, at)
             changed = True
         if _moves_forward(message.status, new_status):
@@ -303,8 +312,9 @@ def check_add_note(conversation: Conversation, author: User, text: str) -> Note:
     if not text.strip():
         raise ActionError("A note needs some text.")
     with transaction.atomic():
-        note = Note.objects.create(conversation=conversation, author_id=author.pk, author_name=author.display_name,
-                                   text=text)
+        note = Note.objects.create(
+            conversation=conversation, author_id=author.pk, author_name=author.display_name, text=text
+        )
         record_event("note.created", note=note_data(note))
     return note
 
@@ -318,8 +328,12 @@ def do_mark_conversation_read(conversation: Conversation) -> Conversation:
         conversation.refresh_from_db()
         if updated:
             record_event("conversation.updated", conversation=conversation_data(conversation))
-            latest = (Message.objects.filter(conversation=conversation, direction=Direction.IN)
-                      .order_by("-created_at", "-pk").values_list("pk", flat=True).first())
+            latest = (
+                Message.objects.filter(conversation=conversation, direction=Direction.IN)
+                .order_by("-created_at", "-pk")
+                .values_list("pk", flat=True)
+                .first()
+            )
             if latest:
                 schema_name = _schema_name()
                 transaction.on_commit(lambda: send_read_receipt.delay(schema_name, latest))
@@ -372,6 +386,4 @@ def do_mark_send_failed(message_id: int, code: int | None, title: str, details: 
 
 
 def _schema_name() -> str:
-    from django.db import connection
-
-    return str(connection.schema_name)
+    return current_schema()

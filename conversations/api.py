@@ -15,16 +15,22 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from conversations import actions
-from conversations.models import Conversation, ConversationStatus, Message
-from conversations.models import Note
-from conversations.serializers import ConversationSerializer, MessageSerializer, NoteSerializer, ReplySerializer
+from conversations.models import Conversation, ConversationStatus, Message, Note
+from conversations.serializers import (
+    ConversationSerializer,
+    MessageSerializer,
+    NoteSerializer,
+    ReplySerializer,
+)
 
 
 def _action_error(error: actions.ActionError) -> Response:
     return Response({"detail": str(error), "code": error.code}, status=error.http_status)
 
 
-class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Conversation]):
+class ConversationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Conversation]
+):
     """Conversations of this tenant, most recent first. Filter with `?status=open|pending|resolved`;
     `?ordering=window` lists waiting customers whose 24-hour window closes soonest first."""
 
@@ -49,8 +55,12 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             queryset = queryset.filter(status=wanted)
         return queryset
 
-    @extend_schema(parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=ConversationStatus.values),
-                               OpenApiParameter("ordering", OpenApiTypes.STR, enum=["recent", "window"])])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=ConversationStatus.values),
+            OpenApiParameter("ordering", OpenApiTypes.STR, enum=["recent", "window"]),
+        ]
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
@@ -61,12 +71,16 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         conversation = actions.do_mark_conversation_read(self.get_object())
         return Response(ConversationSerializer(conversation).data)
 
-    @extend_schema(request={"application/json": {"type": "object", "properties": {"status": {"type": "string"}}}},
-                   responses=ConversationSerializer)
+    @extend_schema(
+        request={"application/json": {"type": "object", "properties": {"status": {"type": "string"}}}},
+        responses=ConversationSerializer,
+    )
     @action(detail=True, methods=["post"], url_path="status")
     def set_status(self, request: Request, pk: str | None = None) -> Response:
         try:
-            conversation = actions.do_set_conversation_status(self.get_object(), str(request.data.get("status", "")))
+            conversation = actions.do_set_conversation_status(
+                self.get_object(), str(dict(request.data).get("status", ""))
+            )
         except actions.ActionError as error:
             return _action_error(error)
         return Response(ConversationSerializer(conversation).data)
@@ -81,8 +95,9 @@ class ConversationMessagesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet
     def conversation(self) -> Conversation:
         from django.shortcuts import get_object_or_404
 
-        return get_object_or_404(Conversation.objects.select_related("contact", "number"),
-                                 pk=self.kwargs["conversation_pk"])
+        return get_object_or_404(
+            Conversation.objects.select_related("contact", "number"), pk=self.kwargs["conversation_pk"]
+        )
 
     def get_queryset(self) -> QuerySet[Message]:
         queryset = Message.objects.filter(conversation=self.conversation())
@@ -103,8 +118,11 @@ class ConversationMessagesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet
         serializer = ReplySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            message = actions.check_send_text_reply(self.conversation(), request.user,  # type: ignore[arg-type]
-                                                    serializer.validated_data["text"])
+            message = actions.check_send_text_reply(
+                self.conversation(),
+                request.user,  # type: ignore[arg-type]
+                serializer.validated_data["text"],
+            )
         except actions.ActionError as error:
             return _action_error(error)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
@@ -129,8 +147,11 @@ class ConversationNotesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[No
         serializer = NoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            note = actions.check_add_note(conversation, request.user,  # type: ignore[arg-type]
-                                          serializer.validated_data["text"])
+            note = actions.check_add_note(
+                conversation,
+                request.user,  # type: ignore[arg-type]
+                serializer.validated_data["text"],
+            )
         except actions.ActionError as error:
             return _action_error(error)
         return Response(NoteSerializer(note).data, status=status.HTTP_201_CREATED)

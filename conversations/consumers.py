@@ -70,7 +70,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if content.get("type") == "resume":
             after = content.get("after")
             if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-                await self.send_json({"type": "error", "detail": "resume needs `after`: an event id (integer)."})
+                await self.send_json(
+                    {"type": "error", "detail": "resume needs `after`: an event id (integer)."}
+                )
                 return
             # An id from the future (another installation, a reset database) must not mute live frames.
             self.last_sent_id = min(after, await _last_event_id(self.schema_name))

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 
 from conversations.models import InboxEvent
 from helpdesk import live
+from helpdesk.tenancy.access import current_schema
 
 
 class _PublishOnCommit:
@@ -26,7 +27,8 @@ class _PublishOnCommit:
 
 
 def _publisher_of_this_transaction(schema_name: str) -> _PublishOnCommit | None:
-    for _savepoints, callback, _robust in connection.run_on_commit:
+    for pending in connection.run_on_commit:
+        callback = pending[1]  # (savepoint ids, callback, robust)
         if isinstance(callback, _PublishOnCommit) and callback.schema_name == schema_name:
             return callback
     return None
@@ -36,7 +38,7 @@ def record_event(event_type: str, **objects: Any) -> InboxEvent:
     """Store an event (`message.created`, ...) with its objects in API shape; publish it after commit."""
     if not connection.in_atomic_block:
         raise RuntimeError("inbox events are recorded inside the action's transaction")
-    schema_name = connection.schema_name
+    schema_name = current_schema()
     publisher = _publisher_of_this_transaction(schema_name)
     if publisher is None:
         with connection.cursor() as cursor:

@@ -61,8 +61,12 @@ def _post(number: WhatsAppNumber, path: str, body: dict[str, Any]) -> dict[str, 
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
         # No error object: only the HTTP status is left to go on.
-        raise GraphAPIError(None, f"HTTP {response.status_code} from the Graph API", response.text[:500],
-                            retryable=response.status_code >= 500 or response.status_code == 429)
+        raise GraphAPIError(
+            None,
+            f"HTTP {response.status_code} from the Graph API",
+            response.text[:500],
+            retryable=response.status_code >= 500 or response.status_code == 429,
+        )
     code = error.get("code")
     code = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
     error_data = error.get("error_data")
@@ -76,11 +80,16 @@ def _post(number: WhatsAppNumber, path: str, body: dict[str, Any]) -> dict[str, 
     )
 
 
-def send_message(number: WhatsAppNumber, to: str, type: str, content: dict[str, Any],
-                 reply_to_wamid: str = "") -> str:
+def send_message(
+    number: WhatsAppNumber, to: str, type: str, content: dict[str, Any], reply_to_wamid: str = ""
+) -> str:
     """Send one message; returns its wamid. `to` is a phone number (wa_id) or a business-scoped user id."""
-    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "type": type,
-                            type: content}
+    body: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "type": type,
+        type: content,
+    }
     if to.isdigit():
         body["to"] = "+" + to
     else:
@@ -91,9 +100,14 @@ def send_message(number: WhatsAppNumber, to: str, type: str, content: dict[str, 
     try:
         return str(data["messages"][0]["id"])
     except (KeyError, IndexError, TypeError) as exc:
-        raise GraphAPIError(None, "The Graph API accepted the message but returned no id", str(data)[:500]) from exc
+        raise GraphAPIError(
+            None, "The Graph API accepted the message but returned no id", str(data)[:500]
+        ) from exc
 
 
 def mark_read(number: WhatsAppNumber, wamid: str) -> None:
-    _post(number, f"{number.phone_number_id}/messages",
-          {"messaging_product": "whatsapp", "status": "read", "message_id": wamid})
+    _post(
+        number,
+        f"{number.phone_number_id}/messages",
+        {"messaging_product": "whatsapp", "status": "read", "message_id": wamid},
+    )

@@ -3,7 +3,7 @@ every message (inbound and outbound) a row with its own state, and the event log
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import models
 from django.utils import timezone
@@ -18,7 +18,9 @@ class Contact(models.Model):
 
     number = models.ForeignKey(WhatsAppNumber, on_delete=models.PROTECT, related_name="+")
     wa_id = models.CharField(max_length=32, blank=True, default="")
-    user_id = models.CharField(max_length=256, blank=True, default="", help_text="Business-scoped user id (BSUID)")
+    user_id = models.CharField(
+        max_length=256, blank=True, default="", help_text="Business-scoped user id (BSUID)"
+    )
     username = models.CharField(max_length=256, blank=True, default="")
     name = models.CharField(max_length=256, blank=True, default="")
     # Consent: when and how the contact opted in to business-initiated messages, and any opt-out.
@@ -55,14 +57,17 @@ class ConversationStatus(models.TextChoices):
 class Conversation(models.Model):
     number = models.ForeignKey(WhatsAppNumber, on_delete=models.PROTECT, related_name="+")
     contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="conversation")
-    status = models.CharField(max_length=16, choices=ConversationStatus.choices, default=ConversationStatus.OPEN)
+    status = models.CharField(
+        max_length=16, choices=ConversationStatus.choices, default=ConversationStatus.OPEN
+    )
     last_message_at = models.DateTimeField(null=True, blank=True)
     last_message_preview = models.CharField(max_length=200, blank=True, default="")
     last_inbound_at = models.DateTimeField(null=True, blank=True)
     window_expires_at = models.DateTimeField(null=True, blank=True)
     unread_count = models.PositiveIntegerField(default=0)
-    current_ticket = models.ForeignKey("tickets.Ticket", null=True, blank=True, on_delete=models.SET_NULL,
-                                       related_name="+")
+    current_ticket = models.ForeignKey(
+        "tickets.Ticket", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -75,7 +80,7 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return f"Conversation with {self.contact}"
 
-    def window_is_open(self, at: timezone.datetime | None = None) -> bool:
+    def window_is_open(self, at: datetime | None = None) -> bool:
         return self.window_expires_at is not None and (at or timezone.now()) < self.window_expires_at
 
 
@@ -107,15 +112,21 @@ class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     direction = models.CharField(max_length=3, choices=Direction.choices)
     type = models.CharField(max_length=32, default="text")
-    text = models.TextField(blank=True, default="", help_text="Body, caption, or a readable summary of the content")
-    content = models.JSONField(default=dict, blank=True, help_text="The WhatsApp type object as received or sent")
+    text = models.TextField(
+        blank=True, default="", help_text="Body, caption, or a readable summary of the content"
+    )
+    content = models.JSONField(
+        default=dict, blank=True, help_text="The WhatsApp type object as received or sent"
+    )
     status = models.CharField(max_length=16, choices=MessageStatus.choices)
     wamid = models.CharField(max_length=256, null=True, blank=True, unique=True)
     reply_to_wamid = models.CharField(max_length=256, blank=True, default="")
     sender_kind = models.CharField(max_length=16, choices=SenderKind.choices)
     sender_user_id = models.BigIntegerField(null=True, blank=True, help_text="tenancy.User id of the agent")
     sender_name = models.CharField(max_length=200, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, help_text="WhatsApp timestamp for inbound messages")
+    created_at = models.DateTimeField(
+        default=timezone.now, help_text="WhatsApp timestamp for inbound messages"
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
@@ -195,4 +206,3 @@ class AccountEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field} {self.event}"
-

@@ -35,8 +35,17 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
     class Meta:
         model = Conversation
         fields = [
-            "id", "contact", "number", "status", "last_message_at", "last_message_preview", "last_inbound_at",
-            "window_expires_at", "unread_count", "ticket", "created_at",
+            "id",
+            "contact",
+            "number",
+            "status",
+            "last_message_at",
+            "last_message_preview",
+            "last_inbound_at",
+            "window_expires_at",
+            "unread_count",
+            "ticket",
+            "created_at",
         ]
         read_only_fields = fields
 
@@ -50,9 +59,25 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
     class Meta:
         model = Message
         fields = [
-            "id", "conversation", "direction", "type", "text", "content", "status", "wamid", "reply_to_wamid",
-            "sender_kind", "sender_name", "created_at", "sent_at", "delivered_at", "read_at", "failed_at",
-            "error_code", "error_title", "error_details",
+            "id",
+            "conversation",
+            "direction",
+            "type",
+            "text",
+            "content",
+            "status",
+            "wamid",
+            "reply_to_wamid",
+            "sender_kind",
+            "sender_name",
+            "created_at",
+            "sent_at",
+            "delivered_at",
+            "read_at",
+            "failed_at",
+            "error_code",
+            "error_title",
+            "error_details",
         ]
         read_only_fields = fields
 

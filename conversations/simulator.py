@@ -21,56 +21,84 @@ from helpdesk.tenancy.models import WhatsAppNumber
 SIMULATOR_BASE_URL = "http://whatsapp-simulator.invalid/v25.0"
 
 
-def inbound_payload(number: WhatsAppNumber, wa_id: str, name: str, text: str, timestamp: int | None = None,
-                    wamid: str | None = None) -> dict[str, Any]:
+def inbound_payload(
+    number: WhatsAppNumber,
+    wa_id: str,
+    name: str,
+    text: str,
+    timestamp: int | None = None,
+    wamid: str | None = None,
+) -> dict[str, Any]:
     """A `messages` webhook with one text message, in the documented Cloud API shape."""
     return {
         "object": "whatsapp_business_account",
-        "entry": [{
-            "id": number.waba_id,
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": number.display_number,
-                                 "phone_number_id": number.phone_number_id},
-                    "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-                    "messages": [{
-                        "from": wa_id,
-                        "id": wamid or "wamid.SIM" + secrets.token_hex(12),
-                        "timestamp": str(timestamp or int(time.time())),
-                        "type": "text",
-                        "text": {"body": text},
-                    }],
-                },
-            }],
-        }],
+        "entry": [
+            {
+                "id": number.waba_id,
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": number.display_number,
+                                "phone_number_id": number.phone_number_id,
+                            },
+                            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+                            "messages": [
+                                {
+                                    "from": wa_id,
+                                    "id": wamid or "wamid.SIM" + secrets.token_hex(12),
+                                    "timestamp": str(timestamp or int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
     }
 
 
 def status_payload(number: WhatsAppNumber, wamid: str, recipient: str, status: str) -> dict[str, Any]:
     return {
         "object": "whatsapp_business_account",
-        "entry": [{
-            "id": number.waba_id,
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": number.display_number,
-                                 "phone_number_id": number.phone_number_id},
-                    "statuses": [{"id": wamid, "status": status, "timestamp": str(int(time.time())),
-                                  "recipient_id": recipient}],
-                },
-            }],
-        }],
+        "entry": [
+            {
+                "id": number.waba_id,
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": number.display_number,
+                                "phone_number_id": number.phone_number_id,
+                            },
+                            "statuses": [
+                                {
+                                    "id": wamid,
+                                    "status": status,
+                                    "timestamp": str(int(time.time())),
+                                    "recipient_id": recipient,
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
     }
 
 
 def deliver_signed(number: WhatsAppNumber, payload: dict[str, Any]) -> webhooks.IngestResult:
     """Sign a payload with the number's app secret and hand it to the webhook path, as Meta would."""
     body = json.dumps(payload).encode()
-    signature = "sha256=" + webhooks.hmac.new(number.app_secret.encode(), body, webhooks.hashlib.sha256).hexdigest()
+    signature = (
+        "sha256=" + webhooks.hmac.new(number.app_secret.encode(), body, webhooks.hashlib.sha256).hexdigest()
+    )
     return webhooks.ingest(body, signature)
 
 
@@ -87,8 +115,15 @@ class SimulatorAdapter(BaseAdapter):
         wamid = "wamid.SIM" + secrets.token_hex(12)
         phone_number_id = str(request.path_url).split("/")[-2]
         simulate_statuses.apply_async((phone_number_id, wamid, to), countdown=1)
-        return _response(request, 200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
-                                        "messages": [{"id": wamid}]})
+        return _response(
+            request,
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": wamid}],
+            },
+        )
 
     def close(self) -> None:
         pass

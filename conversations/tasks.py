@@ -44,7 +44,9 @@ def _claim(message_id: int) -> Message | None:
     """Take the message for one send attempt; None when it is already sent, failed or held by a live claim."""
     now = timezone.now()
     claimed = (
-        Message.objects.filter(pk=message_id, direction=Direction.OUT, status=MessageStatus.QUEUED, wamid__isnull=True)
+        Message.objects.filter(
+            pk=message_id, direction=Direction.OUT, status=MessageStatus.QUEUED, wamid__isnull=True
+        )
         .filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=now - CLAIM_TIMEOUT))
         .update(send_claimed_at=now, send_attempts=F("send_attempts") + 1)
     )
@@ -64,7 +66,10 @@ def send_message(schema_name: str, message_id: int) -> str:
         conversation = message.conversation
         try:
             wamid = graph_api.send_message(
-                conversation.number, conversation.contact.address, message.type, message.content,
+                conversation.number,
+                conversation.contact.address,
+                message.type,
+                message.content,
                 reply_to_wamid=message.reply_to_wamid,
             )
         except graph_api.GraphAPIError as error:
@@ -73,8 +78,14 @@ def send_message(schema_name: str, message_id: int) -> str:
                 Message.objects.filter(pk=message.pk).update(
                     send_claimed_at=None, send_retry_at=timezone.now() + timedelta(seconds=delay)
                 )
-                log.warning("send of message %s in %s: %s; retry %d in %.0f s", message.pk, schema_name, error,
-                            message.send_attempts, delay)
+                log.warning(
+                    "send of message %s in %s: %s; retry %d in %.0f s",
+                    message.pk,
+                    schema_name,
+                    error,
+                    message.send_attempts,
+                    delay,
+                )
                 send_message.apply_async((schema_name, message.pk), countdown=delay)
                 return "retrying"
             log.warning("send of message %s in %s failed for good: %s", message.pk, schema_name, error)
@@ -88,8 +99,11 @@ def send_message(schema_name: str, message_id: int) -> str:
 def send_read_receipt(schema_name: str, message_id: int) -> None:
     """Tell WhatsApp the customer's message was read (blue ticks on their phone). Best effort: never retried."""
     with schema_context(schema_name):
-        message = Message.objects.select_related("conversation__number").filter(
-            pk=message_id, direction=Direction.IN).first()
+        message = (
+            Message.objects.select_related("conversation__number")
+            .filter(pk=message_id, direction=Direction.IN)
+            .first()
+        )
         if message is None or not message.wamid:
             return
         try:
@@ -106,7 +120,10 @@ def sweep_outbound_messages() -> int:
     for tenant in get_tenant_model().objects.exclude(schema_name="public"):
         with schema_context(tenant.schema_name):
             stuck = Message.objects.filter(
-                direction=Direction.OUT, status=MessageStatus.QUEUED, wamid__isnull=True, created_at__lt=stale_before
+                direction=Direction.OUT,
+                status=MessageStatus.QUEUED,
+                wamid__isnull=True,
+                created_at__lt=stale_before,
             ).filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=stale_before))
             stuck = stuck.filter(Q(send_retry_at__isnull=True) | Q(send_retry_at__lt=stale_before))
             for message_id in stuck.values_list("pk", flat=True)[:500]:

@@ -28,8 +28,11 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
 def _handshake(request: HttpRequest) -> HttpResponse:
     token = request.GET.get("hub.verify_token", "")
     challenge = request.GET.get("hub.challenge", "")
-    if request.GET.get("hub.mode") == "subscribe" and token and \
-            WhatsAppNumber.objects.filter(verify_token_digest=crypto.lookup_digest(token)).exists():
+    if (
+        request.GET.get("hub.mode") == "subscribe"
+        and token
+        and WhatsAppNumber.objects.filter(verify_token_digest=crypto.lookup_digest(token)).exists()
+    ):
         return HttpResponse(challenge, content_type="text/plain")
     log.warning("webhook handshake with an unknown verify token refused")
     return HttpResponse("Verify token does not match.", status=403, content_type="text/plain")

@@ -22,7 +22,6 @@ from django_tenants.utils import schema_context
 
 from conversations import actions
 from conversations.models import AccountEvent
-from helpdesk import crypto
 from helpdesk.tenancy.models import WebhookEvent, WhatsAppNumber
 
 log = logging.getLogger(__name__)
@@ -93,11 +92,15 @@ def ingest(body: bytes, signature_header: str | None) -> IngestResult:
     phone_number_ids, waba_ids = _ids_in(payload)
     numbers = numbers_for(phone_number_ids, waba_ids)
     if not numbers:
-        log.warning("webhook for unknown numbers %s / accounts %s ignored", sorted(phone_number_ids), sorted(waba_ids))
+        log.warning(
+            "webhook for unknown numbers %s / accounts %s ignored", sorted(phone_number_ids), sorted(waba_ids)
+        )
         return IngestResult(200, "No registered number; ignored.")
     secrets = {number.app_secret for number in numbers}
     if not all(signature_matches(secret, body, signature_header) for secret in secrets):
-        log.warning("webhook with a missing or wrong signature refused (numbers %s)", sorted(phone_number_ids))
+        log.warning(
+            "webhook with a missing or wrong signature refused (numbers %s)", sorted(phone_number_ids)
+        )
         return IngestResult(403, "Invalid or missing X-Hub-Signature-256.")
     unknown = phone_number_ids - {number.phone_number_id for number in numbers}
     if unknown:
@@ -126,7 +129,9 @@ class TenantWork:
 
     schema_name: str
     event_ids: set[int] = field(default_factory=set)
-    changes: list[tuple[WhatsAppNumber | None, str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    changes: list[tuple[WhatsAppNumber | None, str, dict[str, Any], dict[str, Any]]] = field(
+        default_factory=list
+    )
 
 
 def _plan(events: list[WebhookEvent]) -> dict[str, TenantWork]:
@@ -142,8 +147,8 @@ def _plan(events: list[WebhookEvent]) -> dict[str, TenantWork]:
     numbers = numbers_for(all_pnids, all_wabas)
     by_pnid = {number.phone_number_id: number for number in numbers}
     by_waba: dict[str, list[WhatsAppNumber]] = defaultdict(list)
-    for number in numbers:
-        by_waba[number.waba_id].append(number)
+    for registered in numbers:
+        by_waba[registered.waba_id].append(registered)
     plan: dict[str, TenantWork] = {}
     for event_id, payload in parsed.items():
         for entry in payload.get("entry") or []:
@@ -154,8 +159,10 @@ def _plan(events: list[WebhookEvent]) -> dict[str, TenantWork]:
                     continue
                 value = change["value"]
                 pnid = str((value.get("metadata") or {}).get("phone_number_id") or "")
-                number = by_pnid.get(pnid) if pnid else None
-                account_numbers = [number] if number else ([] if pnid else by_waba.get(str(entry.get("id")), []))
+                number: WhatsAppNumber | None = by_pnid.get(pnid) if pnid else None
+                account_numbers = (
+                    [number] if number else ([] if pnid else by_waba.get(str(entry.get("id")), []))
+                )
                 if not account_numbers:
                     log.warning("change for unknown number %r / account %r skipped", pnid, entry.get("id"))
                     continue
@@ -171,7 +178,9 @@ def _plan(events: list[WebhookEvent]) -> dict[str, TenantWork]:
     return plan
 
 
-def _apply_change(number: WhatsAppNumber | None, waba_id: str, change: dict[str, Any], entry: dict[str, Any]) -> None:
+def _apply_change(
+    number: WhatsAppNumber | None, waba_id: str, change: dict[str, Any], entry: dict[str, Any]
+) -> None:
     value: dict[str, Any] = change["value"]
     field_name = str(change.get("field") or "")
     if field_name == "messages" and number is not None:

@@ -52,6 +52,10 @@ def publish(schema_name: str, frames: Iterable[dict[str, Any]], wait_seconds: fl
     try:
         future.result(timeout=wait_seconds)
     except FutureTimeout:
-        log.warning("publishing %d frames to %s is slow; clients will resume from the log", len(batch), schema_name)
+        log.warning(
+            "publishing %d frames to %s is slow; clients will resume from the log", len(batch), schema_name
+        )
     except Exception:
-        log.exception("publishing %d frames to %s failed; clients will resume from the log", len(batch), schema_name)
+        log.exception(
+            "publishing %d frames to %s failed; clients will resume from the log", len(batch), schema_name
+        )

@@ -110,12 +110,23 @@ def _run(var_dir: Path) -> int:
         subprocess.run([python, "manage.py", "migrate", "--noinput"], env=env, cwd=BASE_DIR, check=True)
         subprocess.run([python, "manage.py", "seed_demo"], env=env, cwd=BASE_DIR, check=True)
         celery = [python, "-m", "celery", "-A", "helpdesk"]
-        procs.append(subprocess.Popen([python, "manage.py", "runserver", f"0.0.0.0:{port}", "--noreload"],
-                                      env=env, cwd=BASE_DIR))
-        procs.append(subprocess.Popen([*celery, "worker", "-l", "warning", "--concurrency", "2"], env=env,
-                                      cwd=BASE_DIR))
-        procs.append(subprocess.Popen([*celery, "beat", "-l", "warning", "-s", str(var_dir / "celerybeat-schedule")],
-                                      env=env, cwd=BASE_DIR))
+        procs.append(
+            subprocess.Popen(
+                [python, "manage.py", "runserver", f"0.0.0.0:{port}", "--noreload"], env=env, cwd=BASE_DIR
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [*celery, "worker", "-l", "warning", "--concurrency", "2"], env=env, cwd=BASE_DIR
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [*celery, "beat", "-l", "warning", "-s", str(var_dir / "celerybeat-schedule")],
+                env=env,
+                cwd=BASE_DIR,
+            )
+        )
         print(
             f"\n  Helpdesk is running: http://demo.localhost:{port}/inbox/\n"
             "  Logins (password demo-pass-123): agent@demo.test, supervisor@demo.test, admin@demo.test\n"

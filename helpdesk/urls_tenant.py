@@ -1,16 +1,16 @@
 """URLs of a tenant's domain: the browser inbox, the REST API and its schema. (Websockets: helpdesk/asgi.py.)"""
 
 from django.contrib.auth.views import LogoutView
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from conversations import api, web
-from tickets import api as tickets_api
-from tickets import web as tickets_web
 from conversations.webhook_views import healthz
 from helpdesk.tenancy.views import ObtainTokenView, TenantLoginView
+from tickets import api as tickets_api
+from tickets import web as tickets_web
 
 router = DefaultRouter()
 router.register("conversations", api.ConversationViewSet, basename="conversation")
@@ -18,9 +18,11 @@ router.register("tickets", tickets_api.TicketViewSet, basename="ticket")
 conversation_messages = api.ConversationMessagesViewSet.as_view({"get": "list", "post": "create"})
 conversation_notes = api.ConversationNotesViewSet.as_view({"get": "list", "post": "create"})
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
-    path("conversations/<int:conversation_pk>/messages/", conversation_messages, name="conversation-messages"),
+    path(
+        "conversations/<int:conversation_pk>/messages/", conversation_messages, name="conversation-messages"
+    ),
     path("conversations/<int:conversation_pk>/notes/", conversation_notes, name="conversation-notes"),
     path("reports/summary/", tickets_api.SummaryReportView.as_view(), name="report-summary"),
     path("reports/timeseries/", tickets_api.TimeseriesReportView.as_view(), name="report-timeseries"),

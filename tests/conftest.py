@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -22,14 +21,31 @@ import pytest
 from django.test import Client
 from django_tenants.utils import schema_context
 
-PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "whatsapp" / "payloads"  # ../shared beside the project
+PAYLOADS = (
+    Path(__file__).resolve().parents[2] / "shared" / "whatsapp" / "payloads"
+)  # ../shared beside the project
 PASSWORD = "Test-Password-8231"
 
-ACME = {"slug": "acme", "domain": "acme.localhost", "pnid": "106540352242922", "waba": "102290129340398",
-        "display": "15550783881", "token": "ACME-ACCESS-TOKEN", "secret": "acme-app-secret", "verify": "acme-verify"}
-GLOBEX = {"slug": "globex", "domain": "globex.localhost", "pnid": "209000000000001", "waba": "209000000000002",
-          "display": "15550000002", "token": "GLOBEX-ACCESS-TOKEN", "secret": "globex-app-secret",
-          "verify": "globex-verify"}
+ACME = {
+    "slug": "acme",
+    "domain": "acme.localhost",
+    "pnid": "106540352242922",
+    "waba": "102290129340398",
+    "display": "15550783881",
+    "token": "ACME-ACCESS-TOKEN",
+    "secret": "acme-app-secret",
+    "verify": "acme-verify",
+}
+GLOBEX = {
+    "slug": "globex",
+    "domain": "globex.localhost",
+    "pnid": "209000000000001",
+    "waba": "209000000000002",
+    "display": "15550000002",
+    "token": "GLOBEX-ACCESS-TOKEN",
+    "secret": "globex-app-secret",
+    "verify": "globex-verify",
+}
 GRAPH_URL = "https://graph.test/v25.0"
 
 
@@ -46,8 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_test_environment: None, django_db_modify_db_settings: None,
-                    django_db_blocker: Any) -> Iterator[None]:
+def django_db_setup(
+    django_test_environment: None, django_db_modify_db_settings: None, django_db_blocker: Any
+) -> Iterator[None]:
     """The test database, always created (pytest-django would skip it when only `committed_db` asks for it)."""
     from django.test.utils import setup_databases, teardown_databases
 
@@ -58,8 +75,15 @@ def django_db_setup(django_test_environment: None, django_db_modify_db_settings:
         ensure_public_tenant()
         for spec in (ACME, GLOBEX):
             tenant = do_create_tenant(spec["slug"], spec["slug"].title(), spec["domain"])
-            do_add_number(tenant, phone_number_id=spec["pnid"], waba_id=spec["waba"], display_number=spec["display"],
-                          access_token=spec["token"], app_secret=spec["secret"], verify_token=spec["verify"])
+            do_add_number(
+                tenant,
+                phone_number_id=spec["pnid"],
+                waba_id=spec["waba"],
+                display_number=spec["display"],
+                access_token=spec["token"],
+                app_secret=spec["secret"],
+                verify_token=spec["verify"],
+            )
         from helpdesk.tenancy.models import Tenant
 
         acme, globex = Tenant.objects.get(schema_name="acme"), Tenant.objects.get(schema_name="globex")
@@ -154,8 +178,9 @@ def tenant_client(spec: dict[str, str], token: str | None = None) -> Client:
 
 
 def api_token(email: str, spec: dict[str, str] = ACME) -> str:
-    response = tenant_client(spec).post("/api/v1/auth/token/", {"email": email, "password": PASSWORD},
-                                        content_type="application/json")
+    response = tenant_client(spec).post(
+        "/api/v1/auth/token/", {"email": email, "password": PASSWORD}, content_type="application/json"
+    )
     assert response.status_code == 200, response.content
     return str(response.json()["token"])
 
@@ -171,8 +196,13 @@ def fresh_wa_id() -> str:
     return "628" + str(secrets.randbelow(10**10)).zfill(10)
 
 
-def retarget(p: dict[str, Any], spec: dict[str, str] = ACME, wa_id: str | None = None, text: str | None = None,
-             ts: int | None = None) -> dict[str, Any]:
+def retarget(
+    p: dict[str, Any],
+    spec: dict[str, str] = ACME,
+    wa_id: str | None = None,
+    text: str | None = None,
+    ts: int | None = None,
+) -> dict[str, Any]:
     """A payload pointed at a tenant's number, with fresh message ids, a chosen sender, text and time."""
     p = json.loads(json.dumps(p))
     for entry in p.get("entry", []):
@@ -198,7 +228,9 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def post_webhook(p: dict[str, Any] | bytes, secret: str | None = ACME["secret"], signature: str | None = None) -> Any:
+def post_webhook(
+    p: dict[str, Any] | bytes, secret: str | None = ACME["secret"], signature: str | None = None
+) -> Any:
     """POST a webhook to the public domain, signed with `secret` (or with the given signature header)."""
     body = p if isinstance(p, bytes) else json.dumps(p).encode()
     headers = {}

@@ -37,29 +37,50 @@ def settings_of(token: str) -> dict[str, Any]:
 
 
 def patch_settings(token: str, changes: dict[str, Any]) -> Any:
-    return tenant_client(ACME, token).patch("/api/v1/settings/support/", changes, content_type="application/json")
+    return tenant_client(ACME, token).patch(
+        "/api/v1/settings/support/", changes, content_type="application/json"
+    )
 
 
 def test_a_new_tenant_has_sensible_defaults(db):
     settings = settings_of(api_token("alice@acme.test"))
     assert settings["timezone"] == "Asia/Jakarta"
-    assert (settings["reopen_window_hours"], settings["window_warning_minutes"], settings["sla_warning_percent"]) \
-        == (72, 120, 80)
-    assert settings["business_hours"] == [{"weekday": d, "opens": "08:00", "closes": "17:00"} for d in range(5)]
+    assert (
+        settings["reopen_window_hours"],
+        settings["window_warning_minutes"],
+        settings["sla_warning_percent"],
+    ) == (72, 120, 80)
+    assert settings["business_hours"] == [
+        {"weekday": d, "opens": "08:00", "closes": "17:00"} for d in range(5)
+    ]
     assert [p["priority"] for p in settings["sla_policies"]] == ["low", "normal", "high", "urgent"]
-    assert settings["sla_policies"][1] == {"priority": "normal", "first_response_seconds": 4 * 3600,
-                                           "next_response_seconds": 8 * 3600, "resolution_seconds": 24 * 3600}
+    assert settings["sla_policies"][1] == {
+        "priority": "normal",
+        "first_response_seconds": 4 * 3600,
+        "next_response_seconds": 8 * 3600,
+        "resolution_seconds": 24 * 3600,
+    }
 
 
 def test_an_admin_changes_settings_and_they_read_back(db, restore_acme_timezone):
     token = api_token("ada@acme.test")
     changes = {
-        "timezone": "Asia/Makassar", "reopen_window_hours": 48, "auto_assign": False,
-        "business_hours": [{"weekday": 0, "opens": "09:00", "closes": "12:00"},
-                           {"weekday": 0, "opens": "13:00", "closes": "00:00"}],
+        "timezone": "Asia/Makassar",
+        "reopen_window_hours": 48,
+        "auto_assign": False,
+        "business_hours": [
+            {"weekday": 0, "opens": "09:00", "closes": "12:00"},
+            {"weekday": 0, "opens": "13:00", "closes": "00:00"},
+        ],
         "holidays": [{"date": "2026-12-25", "name": "Natal"}],
-        "sla_policies": [{"priority": "urgent", "first_response_seconds": 600, "next_response_seconds": None,
-                          "resolution_seconds": 7200}],
+        "sla_policies": [
+            {
+                "priority": "urgent",
+                "first_response_seconds": 600,
+                "next_response_seconds": None,
+                "resolution_seconds": 7200,
+            }
+        ],
     }
     response = patch_settings(token, changes)
     assert response.status_code == 200, response.content
@@ -73,26 +94,38 @@ def test_an_admin_changes_settings_and_they_read_back(db, restore_acme_timezone)
     assert after["sla_policies"][-1] == changes["sla_policies"][0]
 
 
-@pytest.mark.parametrize(("changes", "complaint"), [
-    ({"timezone": "Mars/Olympus"}, "IANA"),
-    ({"timezone": "+07:00"}, "IANA"),
-    ({"reopen_window_hours": 0}, "reopen_window_hours"),
-    ({"sla_warning_percent": 100}, "sla_warning_percent"),
-    ({"auto_assign": "yes"}, "auto_assign"),
-    ({"business_hours": [{"weekday": 7, "opens": "09:00", "closes": "10:00"}]}, "weekday"),
-    ({"business_hours": [{"weekday": 1, "opens": "10:00", "closes": "09:00"}]}, "ends before it starts"),
-    ({"business_hours": [{"weekday": 1, "opens": "09:00", "closes": "12:00"},
-                         {"weekday": 1, "opens": "11:00", "closes": "13:00"}]}, "overlap"),
-    ({"holidays": [{"date": "2026-02-30"}]}, "holidays"),
-    ({"sla_policies": [{"priority": "critical"}]}, "priority"),
-    ({"sla_policies": [{"priority": "low", "first_response_seconds": -5}]}, "positive"),
-    ({"colour": "blue"}, "Unknown settings"),
-])
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [
+        ({"timezone": "Mars/Olympus"}, "IANA"),
+        ({"timezone": "+07:00"}, "IANA"),
+        ({"reopen_window_hours": 0}, "reopen_window_hours"),
+        ({"sla_warning_percent": 100}, "sla_warning_percent"),
+        ({"auto_assign": "yes"}, "auto_assign"),
+        ({"business_hours": [{"weekday": 7, "opens": "09:00", "closes": "10:00"}]}, "weekday"),
+        ({"business_hours": [{"weekday": 1, "opens": "10:00", "closes": "09:00"}]}, "ends before it starts"),
+        (
+            {
+                "business_hours": [
+                    {"weekday": 1, "opens": "09:00", "closes": "12:00"},
+                    {"weekday": 1, "opens": "11:00", "closes": "13:00"},
+                ]
+            },
+            "overlap",
+        ),
+        ({"holidays": [{"date": "2026-02-30"}]}, "holidays"),
+        ({"sla_policies": [{"priority": "critical"}]}, "priority"),
+        ({"sla_policies": [{"priority": "low", "first_response_seconds": -5}]}, "positive"),
+        ({"colour": "blue"}, "Unknown settings"),
+    ],
+)
 def test_invalid_settings_are_refused_with_a_clear_error_and_change_nothing(db, changes, complaint):
     token = api_token("ada@acme.test")
     before = settings_of(token)
     # a valid section beside the invalid one must not be applied either
-    response = patch_settings(token, {**changes, "reopen_window_hours": changes.get("reopen_window_hours", 24)})
+    response = patch_settings(
+        token, {**changes, "reopen_window_hours": changes.get("reopen_window_hours", 24)}
+    )
     assert response.status_code == 400
     assert complaint in response.json()["detail"]
     assert settings_of(token) == before
@@ -156,10 +189,14 @@ def test_the_operator_page_is_for_superusers_on_the_public_domain(db, alice):
     refused = Client(HTTP_HOST="localhost").post("/login/", {"username": "alice@acme.test", "password": "x"})
     assert refused.status_code == 200
     client = Client(HTTP_HOST="localhost")
-    assert client.post("/login/", {"username": "root@platform.test", "password": "Operator-pw-1"}).status_code == 302
+    assert (
+        client.post("/login/", {"username": "root@platform.test", "password": "Operator-pw-1"}).status_code
+        == 302
+    )
     page = client.get("/operator/reports/?from=2026-01-01&to=2027-01-01")
     assert page.status_code == 200
-    assert b">acme<" in page.content and b">globex<" in page.content
+    assert b">acme<" in page.content
+    assert b">globex<" in page.content
     csv = client.get("/operator/reports/?from=2026-01-01&to=2027-01-01&format=csv")
     assert csv["Content-Type"] == "text/csv"
     assert csv.content.decode().splitlines()[0].startswith("tenant,timezone,")
@@ -181,7 +218,9 @@ def receive(number: Any, wa_id: str, ts: int) -> int:
 
 def test_window_ordering_lists_waiting_customers_whose_window_closes_soonest_first(db, acme_number, alice):
     now = int(time.time())
-    late, soon, closed = (receive(acme_number, fresh_wa_id(), now - age) for age in (3600, 20 * 3600, 25 * 3600))
+    late, soon, closed = (
+        receive(acme_number, fresh_wa_id(), now - age) for age in (3600, 20 * 3600, 25 * 3600)
+    )
     answered = receive(acme_number, fresh_wa_id(), now - 22 * 3600)
     with schema_context("acme"):
         from conversations.models import Conversation
@@ -190,7 +229,8 @@ def test_window_ordering_lists_waiting_customers_whose_window_closes_soonest_fir
     listed = tenant_client(ACME, api_token("alice@acme.test")).get("/api/v1/conversations/?ordering=window")
     ids = [c["id"] for c in listed.json()["results"]]
     assert ids.index(soon) < ids.index(late)
-    assert closed not in ids and answered not in ids
+    assert closed not in ids
+    assert answered not in ids
     bad = tenant_client(ACME, api_token("alice@acme.test")).get("/api/v1/conversations/?ordering=oldest")
     assert bad.status_code == 400
 
@@ -199,8 +239,11 @@ def test_a_private_note_is_stored_listed_and_pushed_but_never_sent(db, acme_numb
     conversation_id = receive(acme_number, fresh_wa_id(), int(time.time()))
     client = tenant_client(ACME, api_token("alice@acme.test"))
     with responses.RequestsMock() as graph:  # no Graph request may be made
-        created = client.post(f"/api/v1/conversations/{conversation_id}/notes/", {"text": "VIP, be kind"},
-                              content_type="application/json")
+        created = client.post(
+            f"/api/v1/conversations/{conversation_id}/notes/",
+            {"text": "VIP, be kind"},
+            content_type="application/json",
+        )
         assert len(graph.calls) == 0
     assert created.status_code == 201
     assert created.json()["text"] == "VIP, be kind"
@@ -211,17 +254,20 @@ def test_a_private_note_is_stored_listed_and_pushed_but_never_sent(db, acme_numb
         from conversations.models import InboxEvent
 
         last = InboxEvent.objects.order_by("-pk").first()
-        assert last is not None and last.type == "note.created"
+        assert last is not None
+        assert last.type == "note.created"
         assert last.payload["note"] == created.json()
-    empty = client.post(f"/api/v1/conversations/{conversation_id}/notes/", {"text": "  "},
-                        content_type="application/json")
+    empty = client.post(
+        f"/api/v1/conversations/{conversation_id}/notes/", {"text": "  "}, content_type="application/json"
+    )
     assert empty.status_code == 400
     with schema_context("acme"):
         assert Note.objects.filter(conversation_id=conversation_id).count() == 1
 
 
 def test_reading_a_conversation_sends_one_read_receipt_for_the_latest_message(
-        db, acme_number, settings, django_capture_on_commit_callbacks):
+    db, acme_number, settings, django_capture_on_commit_callbacks
+):
     settings.WHATSAPP_GRAPH_URL = GRAPH_URL
     wa_id = fresh_wa_id()
     now = int(time.time())
@@ -241,5 +287,8 @@ def test_reading_a_conversation_sends_one_read_receipt_for_the_latest_message(
             client.post(f"/api/v1/conversations/{conversation_id}/read/")
         assert len(graph.calls) == 1
         assert json.loads(graph.calls[0].request.body) == {
-            "messaging_product": "whatsapp", "status": "read", "message_id": latest.wamid}
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": latest.wamid,
+        }
         assert graph.calls[0].request.headers["Authorization"] == f"Bearer {ACME['token']}"

@@ -33,7 +33,9 @@ class IsSupervisorOrAdmin(IsTenantMember):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return super().has_permission(request, view) and request.membership.role in (  # type: ignore[attr-defined]
-            Role.SUPERVISOR, Role.ADMIN)
+            Role.SUPERVISOR,
+            Role.ADMIN,
+        )
 
 
 class IsAdminOrReadOnly(IsTenantMember):
@@ -76,12 +78,14 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             queryset = queryset.filter(conversation_id=int(conversation))
         return queryset
 
-    @extend_schema(parameters=[
-        OpenApiParameter("status", OpenApiTypes.STR, enum=TicketStatus.values),
-        OpenApiParameter("priority", OpenApiTypes.STR, enum=Priority.values),
-        OpenApiParameter("assignee", OpenApiTypes.STR, description="user id, `me` or `none`"),
-        OpenApiParameter("conversation", OpenApiTypes.INT),
-    ])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=TicketStatus.values),
+            OpenApiParameter("priority", OpenApiTypes.STR, enum=Priority.values),
+            OpenApiParameter("assignee", OpenApiTypes.STR, description="user id, `me` or `none`"),
+            OpenApiParameter("conversation", OpenApiTypes.INT),
+        ]
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
@@ -89,8 +93,9 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         data = TicketUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        changes: dict[str, Any] = {key: data.validated_data[key] for key in ("status", "priority")
-                                   if key in data.validated_data}
+        changes: dict[str, Any] = {
+            key: data.validated_data[key] for key in ("status", "priority") if key in data.validated_data
+        }
         if "assignee" in data.validated_data:
             changes["assignee_id"] = data.validated_data["assignee"]
         try:
@@ -110,7 +115,9 @@ class CSVRenderer(BaseRenderer):
     format = "csv"
     charset = "utf-8"
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
         rows = data.get("results") if isinstance(data, dict) and "results" in data else [data]
         if isinstance(data, dict) and "detail" in data and len(data) <= 2:
             rows = [data]
@@ -137,7 +144,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 REPORT_PARAMETERS = [
     OpenApiParameter("from", OpenApiTypes.DATE, required=True, description="first day (tenant time zone)"),
     OpenApiParameter("to", OpenApiTypes.DATE, required=True, description="last day, included"),
-    OpenApiParameter("agent", OpenApiTypes.INT), OpenApiParameter("number", OpenApiTypes.INT),
+    OpenApiParameter("agent", OpenApiTypes.INT),
+    OpenApiParameter("number", OpenApiTypes.INT),
     OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
 ]
 
@@ -149,8 +157,9 @@ class ReportView(APIView):
     def period(self, request: Request) -> reports.Period:
         params = request.query_params
         try:
-            return reports.Period.parse(params.get("from"), params.get("to"), params.get("agent"),
-                                        params.get("number"))
+            return reports.Period.parse(
+                params.get("from"), params.get("to"), params.get("agent"), params.get("number")
+            )
         except reports.ReportError as error:
             raise ValidationError({"detail": str(error)}) from None
 
@@ -161,7 +170,9 @@ class ReportView(APIView):
     def respond(self, request: Request, figures: dict[str, Any], name: str) -> Response:
         response = Response(figures)
         if getattr(request, "accepted_renderer", None) and request.accepted_renderer.format == "csv":
-            response["Content-Disposition"] = f'attachment; filename="{name}-{figures["from"]}-{figures["to"]}.csv"'
+            response["Content-Disposition"] = (
+                f'attachment; filename="{name}-{figures["from"]}-{figures["to"]}.csv"'
+            )
         return response
 
 
@@ -173,14 +184,16 @@ class SummaryReportView(ReportView):
 
 
 class TimeseriesReportView(ReportView):
-    @extend_schema(parameters=[*REPORT_PARAMETERS, OpenApiParameter("interval", OpenApiTypes.STR,
-                                                                     enum=["day", "week"])],
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[*REPORT_PARAMETERS, OpenApiParameter("interval", OpenApiTypes.STR, enum=["day", "week"])],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request: Request) -> Response:
         """The same figures per day or per week (weeks start on Monday)."""
         try:
-            figures = reports.timeseries(self.period(request), request.query_params.get("interval", "day"),
-                                         self.timezone_name())
+            figures = reports.timeseries(
+                self.period(request), request.query_params.get("interval", "day"), self.timezone_name()
+            )
         except reports.ReportError as error:
             raise ValidationError({"detail": str(error)}) from None
         return self.respond(request, figures, "timeseries")
@@ -191,9 +204,13 @@ class AgentsReportView(ReportView):
     def get(self, request: Request) -> Response:
         """One row per member of the helpdesk."""
         tenant = current_tenant()
-        members = [{"id": m.user_id, "name": m.user.display_name, "email": m.user.email, "role": m.role}
-                   for m in Membership.objects.select_related("user").filter(tenant=tenant).order_by("user__email")]
-        return self.respond(request, reports.agents(self.period(request), members, self.timezone_name()), "agents")
+        members = [
+            {"id": m.user_id, "name": m.user.display_name, "email": m.user.email, "role": m.role}
+            for m in Membership.objects.select_related("user").filter(tenant=tenant).order_by("user__email")
+        ]
+        return self.respond(
+            request, reports.agents(self.period(request), members, self.timezone_name()), "agents"
+        )
 
 
 # ------------------------------------------------------------------ me
@@ -207,10 +224,12 @@ class AvailabilityView(APIView):
         membership = request.membership  # type: ignore[attr-defined]
         return Response(_me(membership))
 
-    @extend_schema(request={"application/json": {"type": "object", "properties": {"available": {"type": "boolean"}}}},
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request={"application/json": {"type": "object", "properties": {"available": {"type": "boolean"}}}},
+        responses=OpenApiTypes.OBJECT,
+    )
     def patch(self, request: Request) -> Response:
-        available = request.data.get("available")
+        available = dict(request.data).get("available")
         if not isinstance(available, bool):
             raise ValidationError({"available": "true or false."})
         membership = actions.do_set_availability(request.user, available)  # type: ignore[arg-type]
@@ -218,8 +237,13 @@ class AvailabilityView(APIView):
 
 
 def _me(membership: Membership) -> dict[str, Any]:
-    return {"id": membership.user_id, "email": membership.user.email, "name": membership.user.display_name,
-            "role": membership.role, "available": membership.is_available}
+    return {
+        "id": membership.user_id,
+        "email": membership.user.email,
+        "name": membership.user.display_name,
+        "role": membership.role,
+        "available": membership.is_available,
+    }
 
 
 class MembersView(APIView):
@@ -227,9 +251,10 @@ class MembersView(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        members = Membership.objects.select_related("user").filter(tenant=current_tenant()).order_by("user__email")
+        members = (
+            Membership.objects.select_related("user").filter(tenant=current_tenant()).order_by("user__email")
+        )
         return Response({"results": [_me(m) for m in members]})
-
 
 
 class SupportSettingsView(APIView):

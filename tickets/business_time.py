@@ -34,8 +34,11 @@ class BusinessCalendar:
         zone = self.zone
         for start, end in self.weekly_hours.get(day.weekday(), ()):
             opens = datetime.combine(day, start, zone)
-            closes = (datetime.combine(day + timedelta(days=1), time(0), zone) if end == time.max
-                      else datetime.combine(day, end, zone))
+            closes = (
+                datetime.combine(day + timedelta(days=1), time(0), zone)
+                if end == time.max
+                else datetime.combine(day, end, zone)
+            )
             # Arithmetic between datetimes of the same zone ignores DST offsets: work in UTC.
             opens, closes = opens.astimezone(UTC), closes.astimezone(UTC)
             if closes > opens:
@@ -57,7 +60,9 @@ class BusinessCalendar:
             day += timedelta(days=1)
         return total
 
-    def add_business_seconds(self, start: datetime, seconds: float, horizon_days: int = 400) -> datetime | None:
+    def add_business_seconds(
+        self, start: datetime, seconds: float, horizon_days: int = 400
+    ) -> datetime | None:
         """The moment `seconds` of business time after `start` (None if the calendar has no hours)."""
         start = start.astimezone(UTC)
         remaining = seconds

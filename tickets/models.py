@@ -39,13 +39,13 @@ class SupportSettings(models.Model):
     sla_warning_percent = models.PositiveSmallIntegerField(default=80)
     auto_assign = models.BooleanField(default=True)
 
+    def __str__(self) -> str:
+        return "Support settings"
+
     @classmethod
     def current(cls) -> SupportSettings:
         found = cls.objects.order_by("pk").first()
         return found or cls.objects.create()
-
-    def __str__(self) -> str:
-        return "Support settings"
 
 
 class BusinessHours(models.Model):
@@ -91,13 +91,15 @@ class Ticket(models.Model):
     number = models.ForeignKey(WhatsAppNumber, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=16, choices=TicketStatus.choices, default=TicketStatus.OPEN)
     priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.NORMAL)
-    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="+")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     opened_at = models.DateTimeField(help_text="WhatsApp time of the customer message that opened the case")
     cycle_started_at = models.DateTimeField(help_text="opened_at, or the time of the latest reopen")
     resolved_at = models.DateTimeField(null=True, blank=True)
-    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     closed_at = models.DateTimeField(null=True, blank=True)
     reopen_count = models.PositiveIntegerField(default=0)
     # The customer's current wait: since their first unanswered message (null when answered).
@@ -155,8 +157,11 @@ class ReportingEvent(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["name", "day"], name="reporting_name_day",
-                         include=["value_seconds", "value_business_seconds", "agent_id", "number"]),
+            models.Index(
+                fields=["name", "day"],
+                name="reporting_name_day",
+                include=["value_seconds", "value_business_seconds", "agent_id", "number"],
+            ),
             models.Index(fields=["agent_id", "name", "day"], name="reporting_agent_name_day"),
         ]
 

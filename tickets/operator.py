@@ -10,16 +10,22 @@ from helpdesk.tenancy.models import Tenant
 from tickets import reports
 
 COLUMNS = [
-    ("tenant", "Tenant"), ("timezone", "Time zone"),
+    ("tenant", "Tenant"),
+    ("timezone", "Time zone"),
     ("first_response_seconds.median", "First response median (s)"),
     ("first_response_seconds.mean", "First response mean (s)"),
     ("first_response_seconds.p90", "First response p90 (s)"),
     ("first_response_seconds.count", "First responses"),
-    ("response_seconds.median", "Response median (s)"), ("response_seconds.p90", "Response p90 (s)"),
+    ("response_seconds.median", "Response median (s)"),
+    ("response_seconds.p90", "Response p90 (s)"),
     ("response_seconds.count", "Responses"),
-    ("chat_volume.conversations", "Conversations"), ("chat_volume.tickets_opened", "Tickets opened"),
-    ("chat_volume.messages_in", "Messages in"), ("chat_volume.messages_out", "Messages out"),
-    ("resolved_tickets", "Resolved"), ("sla.met", "SLA met"), ("sla.breached", "SLA breached"),
+    ("chat_volume.conversations", "Conversations"),
+    ("chat_volume.tickets_opened", "Tickets opened"),
+    ("chat_volume.messages_in", "Messages in"),
+    ("chat_volume.messages_out", "Messages out"),
+    ("resolved_tickets", "Resolved"),
+    ("sla.met", "SLA met"),
+    ("sla.breached", "SLA breached"),
     ("windows_expired_unanswered", "Windows expired unanswered"),
 ]
 

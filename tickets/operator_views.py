@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from datetime import timedelta
 
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
-from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -19,9 +19,9 @@ class OperatorLoginView(LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = False
 
-    def form_valid(self, form: Form) -> HttpResponse:
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         if not form.get_user().is_superuser:  # type: ignore[attr-defined]
-            form.add_error(None, form.get_invalid_login_error())  # type: ignore[attr-defined]
+            form.add_error(None, form.get_invalid_login_error())
             return self.form_invalid(form)
         return super().form_valid(form)
 
@@ -48,7 +48,18 @@ def tenant_reports(request: HttpRequest) -> HttpResponse:
         writer.writerow([key for key, _ in COLUMNS])
         writer.writerows(table)
         return response
-    shown = [["—" if cell is None else f"{cell:.1f}" if isinstance(cell, float) else cell for cell in row]
-             for row in table]
-    return render(request, "operator_reports.html", {
-        "start": start, "end": end, "error": error, "headers": [label for _, label in COLUMNS], "table": shown})
+    shown = [
+        ["—" if cell is None else f"{cell:.1f}" if isinstance(cell, float) else cell for cell in row]
+        for row in table
+    ]
+    return render(
+        request,
+        "operator_reports.html",
+        {
+            "start": start,
+            "end": end,
+            "error": error,
+            "headers": [label for _, label in COLUMNS],
+            "table": shown,
+        },
+    )

@@ -17,9 +17,24 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     class Meta:
         model = Ticket
         fields = [
-            "id", "conversation", "status", "priority", "assignee", "opened_at", "cycle_started_at", "resolved_at",
-            "resolved_by", "closed_at", "reopen_count", "waiting_since", "awaiting_first_response",
-            "last_customer_message_at", "response_due_at", "resolution_due_at", "created_at", "updated_at",
+            "id",
+            "conversation",
+            "status",
+            "priority",
+            "assignee",
+            "opened_at",
+            "cycle_started_at",
+            "resolved_at",
+            "resolved_by",
+            "closed_at",
+            "reopen_count",
+            "waiting_since",
+            "awaiting_first_response",
+            "last_customer_message_at",
+            "response_due_at",
+            "resolution_due_at",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -32,8 +47,9 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
 class TicketUpdateSerializer(serializers.Serializer[dict[str, Any]]):
     status = serializers.ChoiceField(choices=TicketStatus.choices, required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
-    assignee = serializers.IntegerField(required=False, allow_null=True,
-                                        help_text="A member's user id; null unassigns")
+    assignee = serializers.IntegerField(
+        required=False, allow_null=True, help_text="A member's user id; null unassigns"
+    )
 
 
 def ticket_data(ticket: Ticket) -> dict[str, Any]:

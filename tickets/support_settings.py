@@ -5,17 +5,22 @@ New values apply to clocks started from then on; running clocks keep the deadlin
 from __future__ import annotations
 
 from datetime import date, time
+from itertools import pairwise
 from typing import Any
 from zoneinfo import available_timezones
 
-from django.db import connection, transaction
+from django.db import transaction
 
+from helpdesk.tenancy.access import current_schema
 from helpdesk.tenancy.models import Tenant
 from tickets import actions
 from tickets.models import BusinessHours, Holiday, Priority, SLAPolicy, SupportSettings
 
-SCALARS = {"reopen_window_hours": (1, 24 * 30), "window_warning_minutes": (1, 24 * 60),
-           "sla_warning_percent": (1, 99)}
+SCALARS = {
+    "reopen_window_hours": (1, 24 * 30),
+    "window_warning_minutes": (1, 24 * 60),
+    "sla_warning_percent": (1, 99),
+}
 
 
 class SettingsError(ValueError):
@@ -23,7 +28,7 @@ class SettingsError(ValueError):
 
 
 def _tenant() -> Tenant:
-    return Tenant.objects.get(schema_name=connection.schema_name)
+    return Tenant.objects.get(schema_name=current_schema())
 
 
 def support_settings_data() -> dict[str, Any]:
@@ -35,12 +40,18 @@ def support_settings_data() -> dict[str, Any]:
         "window_warning_minutes": current.window_warning_minutes,
         "sla_warning_percent": current.sla_warning_percent,
         "auto_assign": current.auto_assign,
-        "business_hours": [{"weekday": h.weekday, "opens": h.opens.strftime("%H:%M"),
-                            "closes": h.closes.strftime("%H:%M")} for h in BusinessHours.objects.all()],
+        "business_hours": [
+            {"weekday": h.weekday, "opens": h.opens.strftime("%H:%M"), "closes": h.closes.strftime("%H:%M")}
+            for h in BusinessHours.objects.all()
+        ],
         "holidays": [{"date": h.date.isoformat(), "name": h.name} for h in Holiday.objects.order_by("date")],
         "sla_policies": [
-            {"priority": p.priority, "first_response_seconds": p.first_response_seconds,
-             "next_response_seconds": p.next_response_seconds, "resolution_seconds": p.resolution_seconds}
+            {
+                "priority": p.priority,
+                "first_response_seconds": p.first_response_seconds,
+                "next_response_seconds": p.next_response_seconds,
+                "resolution_seconds": p.resolution_seconds,
+            }
             for p in sorted(SLAPolicy.objects.all(), key=lambda p: Priority.values.index(p.priority))
         ],
     }
@@ -62,15 +73,17 @@ def _hours(rows: Any) -> list[BusinessHours]:
             raise SettingsError("business_hours: each row needs a weekday 0 (Monday) to 6 (Sunday).")
         opens, closes = _time(row.get("opens"), "opens"), _time(row.get("closes"), "closes")
         if closes != time(0) and closes <= opens:
-            raise SettingsError(f"business_hours: on weekday {row['weekday']} {opens:%H:%M} to {closes:%H:%M} "
-                                "ends before it starts (use 00:00 for midnight).")
+            raise SettingsError(
+                f"business_hours: on weekday {row['weekday']} {opens:%H:%M} to {closes:%H:%M} "
+                "ends before it starts (use 00:00 for midnight)."
+            )
         parsed.append(BusinessHours(weekday=row["weekday"], opens=opens, closes=closes))
     by_day: dict[int, list[BusinessHours]] = {}
     for hours in parsed:
         by_day.setdefault(hours.weekday, []).append(hours)
     for weekday, intervals in by_day.items():
         intervals.sort(key=lambda h: h.opens)
-        for earlier, later in zip(intervals, intervals[1:], strict=False):
+        for earlier, later in pairwise(intervals):
             if earlier.closes == time(0) or later.opens < earlier.closes:
                 raise SettingsError(f"business_hours: intervals on weekday {weekday} overlap.")
     return parsed
@@ -100,7 +113,9 @@ def _policies(rows: Any) -> list[dict[str, Any]]:
         for key in ("first_response_seconds", "next_response_seconds", "resolution_seconds"):
             value = row.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-                raise SettingsError(f"sla_policies: {key} is a positive number of seconds, or null for no target.")
+                raise SettingsError(
+                    f"sla_policies: {key} is a positive number of seconds, or null for no target."
+                )
             targets[key] = value
         parsed.append({"priority": row["priority"], **targets})
     return parsed
@@ -108,14 +123,25 @@ def _policies(rows: Any) -> list[dict[str, Any]]:
 
 def check_update_support_settings(changes: dict[str, Any]) -> dict[str, Any]:
     """Validate every given section first, then apply them together; unknown keys are refused."""
-    unknown = set(changes) - {"timezone", "auto_assign", "business_hours", "holidays", "sla_policies", *SCALARS}
+    unknown = set(changes) - {
+        "timezone",
+        "auto_assign",
+        "business_hours",
+        "holidays",
+        "sla_policies",
+        *SCALARS,
+    }
     if unknown:
         raise SettingsError(f"Unknown settings: {', '.join(sorted(unknown))}.")
     if "timezone" in changes and changes["timezone"] not in available_timezones():
-        raise SettingsError(f"timezone: {changes['timezone']!r} is not an IANA time zone such as Asia/Jakarta.")
+        raise SettingsError(
+            f"timezone: {changes['timezone']!r} is not an IANA time zone such as Asia/Jakarta."
+        )
     for key, (low, high) in SCALARS.items():
         value = changes.get(key)
-        if key in changes and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
+        if key in changes and (
+            not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high
+        ):
             raise SettingsError(f"{key}: a whole number from {low} to {high}.")
     if "auto_assign" in changes and not isinstance(changes["auto_assign"], bool):
         raise SettingsError("auto_assign: true or false.")
@@ -125,7 +151,9 @@ def check_update_support_settings(changes: dict[str, Any]) -> dict[str, Any]:
     with transaction.atomic():
         actions.ensure_defaults()
         if "timezone" in changes:
-            Tenant.objects.filter(schema_name=connection.schema_name).update(timezone_name=changes["timezone"])
+            Tenant.objects.filter(schema_name=current_schema()).update(
+                timezone_name=changes["timezone"]
+            )
         scalars = {key: changes[key] for key in (*SCALARS, "auto_assign") if key in changes}
         if scalars:
             SupportSettings.objects.filter(pk=SupportSettings.current().pk).update(**scalars)

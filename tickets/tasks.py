@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
@@ -20,4 +19,3 @@ def check_deadlines() -> int:
         with schema_context(tenant.schema_name), transaction.atomic():
             raised += deadlines.raise_due_warnings(now)
     return raised
-

@@ -7,6 +7,11 @@ from django.db import connection
 from helpdesk.tenancy.models import Membership, Tenant, User
 
 
+def current_schema() -> str:
+    """The schema the connection works in now (django-tenants keeps it on the connection)."""
+    return str(getattr(connection, "schema_name", "public"))
+
+
 def current_tenant() -> Tenant | None:
     tenant = getattr(connection, "tenant", None)
     return tenant if isinstance(tenant, Tenant) else None

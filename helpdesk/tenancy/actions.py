@@ -21,7 +21,9 @@ class TenancyError(Exception):
 def do_create_tenant(slug: str, name: str, domain: str) -> Tenant:
     """A tenant with its own schema (migrated now) and its domain. Refused if the slug or domain is taken."""
     if not SLUG_PATTERN.match(slug) or slug in RESERVED_SLUGS or slug.startswith("pg_"):
-        raise TenancyError(f"{slug!r} is not a valid slug: lower-case letters, digits and _, starting with a letter.")
+        raise TenancyError(
+            f"{slug!r} is not a valid slug: lower-case letters, digits and _, starting with a letter."
+        )
     domain = domain.strip().lower()
     if not domain or domain == settings.PUBLIC_DOMAIN:
         raise TenancyError(f"{domain!r} cannot be a tenant's domain.")
@@ -38,7 +40,9 @@ def do_create_tenant(slug: str, name: str, domain: str) -> Tenant:
 def ensure_public_tenant() -> Tenant:
     """The public tenant on PUBLIC_DOMAIN, which serves Meta's webhook and the health check."""
     public, _ = Tenant.objects.get_or_create(schema_name="public", defaults={"name": "Platform"})
-    Domain.objects.get_or_create(domain=settings.PUBLIC_DOMAIN, defaults={"tenant": public, "is_primary": True})
+    Domain.objects.get_or_create(
+        domain=settings.PUBLIC_DOMAIN, defaults={"tenant": public, "is_primary": True}
+    )
     return public
 
 

@@ -107,7 +107,8 @@ class WhatsAppNumber(models.Model):
     app_secret_encrypted = models.TextField()
     verify_token_digest = models.CharField(max_length=64, db_index=True)
     simulator = models.BooleanField(
-        default=False, help_text="Replies go to the built-in fake Graph API, which answers with status webhooks."
+        default=False,
+        help_text="Replies go to the built-in fake Graph API, which answers with status webhooks.",
     )
     quality_rating = models.CharField(max_length=16, default="UNKNOWN")
     created_at = models.DateTimeField(default=timezone.now)
@@ -149,5 +150,10 @@ class WebhookEvent(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["id"], condition=models.Q(processed_at__isnull=True), name="webhook_event_pending")
+            models.Index(
+                fields=["id"], condition=models.Q(processed_at__isnull=True), name="webhook_event_pending"
+            )
         ]
+
+    def __str__(self) -> str:
+        return f"Webhook event {self.pk}"

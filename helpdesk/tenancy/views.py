@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
-from django.forms import Form
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -25,10 +25,10 @@ class TenantLoginView(LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
-    def form_valid(self, form: Form) -> HttpResponse:
-        user = form.get_user()  # type: ignore[attr-defined]
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        user = form.get_user()
         if membership_of(user, current_tenant()) is None:
-            form.add_error(None, form.get_invalid_login_error())  # type: ignore[attr-defined]
+            form.add_error(None, form.get_invalid_login_error())
             return self.form_invalid(form)
         return super().form_valid(form)
 
@@ -52,8 +52,11 @@ class ObtainTokenView(APIView):
     def post(self, request: Request) -> Response:
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request._request, username=data.validated_data["email"].lower(),
-                            password=data.validated_data["password"])
+        user = authenticate(
+            request._request,
+            username=data.validated_data["email"].lower(),
+            password=data.validated_data["password"],
+        )
         if user is None or membership_of(user, current_tenant()) is None:  # type: ignore[arg-type]
             return Response({"detail": "Wrong email or password for this helpdesk."}, status=400)
         token, _ = Token.objects.get_or_create(user=user)

@@ -44,9 +44,15 @@ class FakeGraph:
                     fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                     fake.counter += 1
                     wamid = f"wamid.E2E{fake.counter:06d}"
-                answer = {"success": True} if body.get("status") == "read" else {
-                    "messaging_product": "whatsapp", "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
-                    "messages": [{"id": wamid}]}
+                answer = (
+                    {"success": True}
+                    if body.get("status") == "read"
+                    else {
+                        "messaging_product": "whatsapp",
+                        "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
+                        "messages": [{"id": wamid}],
+                    }
+                )
                 data = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -60,8 +66,11 @@ class FakeGraph:
 
     def sends(self, to: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
-            return [r for r in self.requests if r["body"].get("type")
-                    and (to is None or str(r["body"].get("to", "")).lstrip("+") == to)]
+            return [
+                r
+                for r in self.requests
+                if r["body"].get("type") and (to is None or str(r["body"].get("to", "")).lstrip("+") == to)
+            ]
 
 
 def free_port() -> int:
@@ -91,9 +100,16 @@ class LiveStack:
 
     def webhook(self, payload: dict[str, Any], secret: str = ACME["secret"]) -> requests.Response:
         body = json.dumps(payload).encode()
-        return requests.post(f"http://127.0.0.1:{self.port}/webhooks/whatsapp/", data=body, timeout=10,
-                             headers={"Host": "localhost", "Content-Type": "application/json",
-                                      "X-Hub-Signature-256": sign(body, secret)})
+        return requests.post(
+            f"http://127.0.0.1:{self.port}/webhooks/whatsapp/",
+            data=body,
+            timeout=10,
+            headers={
+                "Host": "localhost",
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": sign(body, secret),
+            },
+        )
 
 
 @pytest.fixture(scope="session")
@@ -103,26 +119,50 @@ def live_stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) 
 
     graph = FakeGraph()
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=database_url(connection.settings_dict), REDIS_URL=settings.REDIS_URL,
-               WHATSAPP_GRAPH_URL=f"http://127.0.0.1:{graph.port}/v25.0", DEBUG="0", ALLOWED_HOSTS="*",
-               SECRET_KEY=settings.SECRET_KEY, PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url(connection.settings_dict),
+        REDIS_URL=settings.REDIS_URL,
+        WHATSAPP_GRAPH_URL=f"http://127.0.0.1:{graph.port}/v25.0",
+        DEBUG="0",
+        ALLOWED_HOSTS="*",
+        SECRET_KEY=settings.SECRET_KEY,
+        PYTHONUNBUFFERED="1",
+    )
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
     logs = tmp_path_factory.mktemp("live-stack")
     commands = {
         "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        "worker": [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "-l", "warning", "--concurrency", "2",
-                   "--without-mingle", "--without-gossip"],
+        "worker": [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "helpdesk",
+            "worker",
+            "-l",
+            "warning",
+            "--concurrency",
+            "2",
+            "--without-mingle",
+            "--without-gossip",
+        ],
     }
     procs = []
     for name, command in commands.items():
         log = (logs / f"{name}.log").open("w")
-        procs.append(subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
     try:
         deadline = time.time() + 60
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", headers={"Host": "localhost"}, timeout=2).ok:
+                if requests.get(
+                    f"http://127.0.0.1:{port}/healthz", headers={"Host": "localhost"}, timeout=2
+                ).ok:
                     break
             except requests.ConnectionError:
                 pass

@@ -25,21 +25,31 @@ def wait_for(check: Any, seconds: float = 10.0) -> Any:
 
 
 def api(live_stack: Any, token: str, method: str, path: str, **kwargs: Any) -> requests.Response:
-    return requests.request(method, f"http://127.0.0.1:{live_stack.port}{path}", timeout=10,
-                            headers={"Host": ACME["domain"], "Authorization": f"Token {token}"}, **kwargs)
+    return requests.request(
+        method,
+        f"http://127.0.0.1:{live_stack.port}{path}",
+        timeout=10,
+        headers={"Host": ACME["domain"], "Authorization": f"Token {token}"},
+        **kwargs,
+    )
 
 
 def test_inbound_message_is_pushed_live_and_the_reply_reaches_the_graph_api(committed_db, live_stack):
     token = api_token("alice@acme.test")
     wa_id = fresh_wa_id()
-    with connect(f"ws://{ACME['domain']}:{live_stack.port}/ws/inbox/",
-                 sock=socket_module.create_connection(("127.0.0.1", live_stack.port)),
-                 origin=f"http://{ACME['domain']}:{live_stack.port}",
-                 additional_headers={"Authorization": f"Token {token}"}, open_timeout=10) as socket:
+    with connect(
+        f"ws://{ACME['domain']}:{live_stack.port}/ws/inbox/",
+        sock=socket_module.create_connection(("127.0.0.1", live_stack.port)),
+        origin=f"http://{ACME['domain']}:{live_stack.port}",
+        additional_headers={"Authorization": f"Token {token}"},
+        open_timeout=10,
+    ) as socket:
         ready = json.loads(socket.recv(timeout=5))
         assert ready["type"] == "ready"
 
-        response = live_stack.webhook(retarget(payload("inbound_text.json"), wa_id=wa_id, text="Paket saya di mana?"))
+        response = live_stack.webhook(
+            retarget(payload("inbound_text.json"), wa_id=wa_id, text="Paket saya di mana?")
+        )
         assert response.status_code == 200
 
         frame = json.loads(socket.recv(timeout=10))
@@ -49,8 +59,13 @@ def test_inbound_message_is_pushed_live_and_the_reply_reaches_the_graph_api(comm
         assert frame["conversation"]["contact"]["wa_id"] == wa_id
         conversation_id = frame["conversation"]["id"]
 
-        reply = api(live_stack, token, "POST", f"/api/v1/conversations/{conversation_id}/messages/",
-                    json={"text": "Sedang kami cek."})
+        reply = api(
+            live_stack,
+            token,
+            "POST",
+            f"/api/v1/conversations/{conversation_id}/messages/",
+            json={"text": "Sedang kami cek."},
+        )
         assert reply.status_code == 201
         assert reply.json()["status"] == "queued"
 

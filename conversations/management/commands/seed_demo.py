@@ -12,10 +12,17 @@ from helpdesk.tenancy.actions import do_add_member, do_add_number, do_create_ten
 from helpdesk.tenancy.models import Tenant
 
 DEMO_PASSWORD = "demo-pass-123"
-DEMO_USERS = (("agent@demo.test", "agent", "Dewi"), ("supervisor@demo.test", "supervisor", "Sari"),
-              ("admin@demo.test", "admin", "Adi"))
+DEMO_USERS = (
+    ("agent@demo.test", "agent", "Dewi"),
+    ("supervisor@demo.test", "supervisor", "Sari"),
+    ("admin@demo.test", "admin", "Adi"),
+)
 DEMO_CONVERSATIONS = (
-    ("6281234500001", "Budi Santoso", ["Halo, pesanan saya #1042 belum sampai.", "Sudah 5 hari, mohon dicek ya"]),
+    (
+        "6281234500001",
+        "Budi Santoso",
+        ["Halo, pesanan saya #1042 belum sampai.", "Sudah 5 hari, mohon dicek ya"],
+    ),
     ("6281234500002", "Siti Rahma", ["Apakah ukuran M masih tersedia?"]),
     ("6281234500003", "Andreas Wijaya", ["Hi, can I change my delivery address?"]),
 )
@@ -26,19 +33,34 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant = Tenant.objects.filter(schema_name="demo").first() or do_create_tenant(
-            "demo", "Toko Demo", "demo.localhost")
+            "demo", "Toko Demo", "demo.localhost"
+        )
         for email, role, name in DEMO_USERS:
             do_add_member(tenant, email, role, DEMO_PASSWORD, name)
-        number = do_add_number(tenant, phone_number_id="100000000000001", waba_id="100000000000002",
-                               display_number="6281100000000", access_token="simulator-token",
-                               app_secret="simulator-app-secret", verify_token="demo-verify-token", simulator=True)
+        number = do_add_number(
+            tenant,
+            phone_number_id="100000000000001",
+            waba_id="100000000000002",
+            display_number="6281100000000",
+            access_token="simulator-token",
+            app_secret="simulator-app-secret",
+            verify_token="demo-verify-token",
+            simulator=True,
+        )
         with schema_context(tenant.schema_name):
             now = int(time.time())
             for index, (wa_id, name, texts) in enumerate(DEMO_CONVERSATIONS):
                 for offset, text in enumerate(texts):
                     payload = simulator.inbound_payload(
-                        number, wa_id, name, text, timestamp=now - 3600 * (3 - index) + 60 * offset,
-                        wamid=f"wamid.DEMO{index}{offset}")
+                        number,
+                        wa_id,
+                        name,
+                        text,
+                        timestamp=now - 3600 * (3 - index) + 60 * offset,
+                        wamid=f"wamid.DEMO{index}{offset}",
+                    )
                     message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
-                    actions.do_receive_inbound(number, message, payload["entry"][0]["changes"][0]["value"]["contacts"])
+                    actions.do_receive_inbound(
+                        number, message, payload["entry"][0]["changes"][0]["value"]["contacts"]
+                    )
         self.stdout.write(self.style.SUCCESS("Demo tenant ready on demo.localhost"))

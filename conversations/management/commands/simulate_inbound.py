@@ -15,7 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--from", dest="wa_id", required=True, help="The customer's WhatsApp id (digits)")
         parser.add_argument("--text", required=True)
         parser.add_argument("--name", default="", help="The customer's profile name")
-        parser.add_argument("--phone-number-id", default="", help="Which number (default: the tenant's first)")
+        parser.add_argument(
+            "--phone-number-id", default="", help="Which number (default: the tenant's first)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -30,10 +32,13 @@ class Command(BaseCommand):
             raise CommandError(f"Tenant {tenant.slug} has no such WhatsApp number.")
         if not options["wa_id"].isdigit():
             raise CommandError("--from must be digits (a WhatsApp id such as 6281234567890).")
-        payload = simulator.inbound_payload(number, options["wa_id"], options["name"] or options["wa_id"],
-                                            options["text"])
+        payload = simulator.inbound_payload(
+            number, options["wa_id"], options["name"] or options["wa_id"], options["text"]
+        )
         result = simulator.deliver_signed(number, payload)
         if result.status != 200:
             raise CommandError(f"The webhook answered {result.status}: {result.detail}")
         wamid = payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
-        self.stdout.write(self.style.SUCCESS(f"Delivered {wamid} to {tenant.slug} (webhook event {result.event_id})"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Delivered {wamid} to {tenant.slug} (webhook event {result.event_id})")
+        )

@@ -29,7 +29,9 @@ class Command(BaseCommand):
             return
         widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *table, strict=False)]
         for line in [headers, *table]:
-            self.stdout.write("  ".join(str(cell).rjust(width) for cell, width in zip(line, widths, strict=False)))
+            self.stdout.write(
+                "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths, strict=False))
+            )
 
 
 def _show(value: Any) -> Any:

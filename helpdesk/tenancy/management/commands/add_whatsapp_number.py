@@ -16,8 +16,11 @@ class Command(BaseCommand):
         parser.add_argument("--access-token", required=True)
         parser.add_argument("--app-secret", required=True)
         parser.add_argument("--verify-token", required=True)
-        parser.add_argument("--simulator", action="store_true",
-                            help="Send replies to the built-in fake Graph API instead of Meta's")
+        parser.add_argument(
+            "--simulator",
+            action="store_true",
+            help="Send replies to the built-in fake Graph API instead of Meta's",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -33,5 +36,8 @@ class Command(BaseCommand):
             )
         except TenancyError as error:
             raise CommandError(str(error)) from error
-        self.stdout.write(self.style.SUCCESS(f"Number +{number.display_number} ({number.phone_number_id}) "
-                                             f"belongs to {options['slug']}"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Number +{number.display_number} ({number.phone_number_id}) belongs to {options['slug']}"
+            )
+        )

@@ -18,8 +18,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            membership = do_add_member(tenant_by_slug(options["slug"]), options["email"], options["role"],
-                                       options["password"], options["name"])
+            membership = do_add_member(
+                tenant_by_slug(options["slug"]),
+                options["email"],
+                options["role"],
+                options["password"],
+                options["name"],
+            )
         except TenancyError as error:
             raise CommandError(str(error)) from error
-        self.stdout.write(self.style.SUCCESS(f"{membership.user.email} is {membership.role} of {options['slug']}"))
+        self.stdout.write(
+            self.style.SUCCESS(f"{membership.user.email} is {membership.role} of {options['slug']}")
+        )
