@@ -311,12 +311,14 @@ def check_update_ticket(ticket: Ticket, actor: User, *, status: str | None = Non
 
 
 def do_update_ticket(ticket: Ticket, actor: User | None, *, status: str | None = None, priority: str | None = None,
-                     assignee: User | None = None, change_assignee: bool = False) -> Ticket:
+                     assignee: User | None = None, change_assignee: bool = False,
+                     now: datetime | None = None) -> Ticket:
+    """Apply a validated change; `now` is the moment it happens (default: now; imports and seeding pass it)."""
     from conversations.serializers import conversation_data
     from tickets.serializers import ticket_data
 
     rules = support_rules()
-    now = timezone.now()
+    now = now or timezone.now()
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
         changed = False
