@@ -48,6 +48,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "simulator_numbers": [n for n in numbers if n.simulator],
         "inbox_config": json.dumps({
             "user": {"id": request.user.pk, "name": request.user.display_name},  # type: ignore[union-attr]
+            "role": request.membership.role,  # type: ignore[attr-defined]
             "simulator": any(n.simulator for n in numbers),
         }),
         "inbox_strings": inbox_strings(),
@@ -184,4 +185,214 @@ def inbox_strings() -> dict[str, str]:
         "retry": _("Retry"),
         # simulator
         "sim_sent": _("Delivered from +%(wa_id)s. It appears in the inbox in a moment."),
+        "close": _("Close"),
+        "conversation_ref": _("conversation #%(id)s"),
+        # tickets
+        "ticket_ref": _("Ticket #%(id)s"),
+        "status_closed": _("Closed"),
+        "priority_low": _("Low"),
+        "priority_normal": _("Normal"),
+        "priority_high": _("High"),
+        "priority_urgent": _("Urgent"),
+        "priority_title": _("Priority: %(priority)s"),
+        "unassigned": _("Unassigned"),
+        "assigned_to": _("Assigned to %(name)s"),
+        "you_suffix": _("(you)"),
+        "action_resolve_ticket_title": _("Mark the ticket resolved (E)"),
+        "due_first_response": _("First response due %(at)s"),
+        "due_next_response": _("Next response due %(at)s"),
+        "due_resolution": _("Resolution due %(at)s"),
+        "in_time": _("in %(time)s"),
+        "overdue_by": _("overdue by %(time)s"),
+        "reopened_once": _("Reopened once"),
+        "reopened_times": _("Reopened %(n)s times"),
+        "resolved_at": _("Resolved %(at)s"),
+        "sla_overdue": _("SLA overdue"),
+        "sla_left": _("SLA %(time)s"),
+        "sla_due_title": _("Reply due %(at)s (in %(time)s)"),
+        "sla_overdue_title": _("Reply overdue by %(time)s (was due %(at)s)"),
+        # availability
+        "available": _("Available"),
+        "away": _("Away"),
+        "available_title": _(
+            "Available: new conversations may be assigned to you automatically. Click to go away."
+        ),
+        "away_title": _("Away: no new conversations are assigned to you automatically. Click to become available."),
+        # deadline warnings
+        "kind_first_response": _("first response"),
+        "kind_next_response": _("next response"),
+        "kind_resolution": _("resolution"),
+        "alert_sla_warning": _("SLA at risk"),
+        "alert_sla_breached": _("SLA breached"),
+        "alert_window_warning": _("Window closing"),
+        "alert_window_expired": _("Window expired"),
+        "toast_sla_warning": _("%(name)s: %(target)s due in %(time)s"),
+        "toast_sla_breached": _("%(name)s: the %(target)s target was missed"),
+        "toast_window_warning": _("%(name)s: the 24-hour window closes in %(time)s"),
+        "toast_window_expired": _("%(name)s: the 24-hour window closed without a reply"),
+        # private notes
+        "private_note": _("Private note"),
+        "private_note_by": _("Private note by %(name)s"),
+        "note_label": _("Private note"),
+        "reply_label": _("Reply"),
+        "note_placeholder": _("Write a private note… only your team sees it"),
+        "add_note": _("Add note"),
+    }
+
+
+def _duration_strings() -> dict[str, str]:
+    return {
+        "dur_s": _("%(s)s s"),
+        "dur_m": _("%(m)s min"),
+        "dur_m_s": _("%(m)s min %(s)s s"),
+        "dur_h": _("%(h)s h"),
+        "dur_h_m": _("%(h)s h %(m)s min"),
+        "dur_d": _("%(d)s d"),
+        "dur_d_h": _("%(d)s d %(h)s h"),
+    }
+
+
+def _common_page_strings() -> dict[str, str]:
+    return {
+        "loading": _("Loading…"),
+        "error_network": _("Could not reach the server. Check your connection and try again."),
+        "error_http": _("Something went wrong (HTTP %(status)s). Please try again."),
+        "role_agent": _("Agent"),
+        "role_supervisor": _("Supervisor"),
+        "role_admin": _("Admin"),
+        "what_is_this": _("What does this mean?"),
+    }
+
+
+def reports_strings() -> dict[str, str]:
+    """Every text static/inbox/reports.js shows. The definitions follow docs/metrics.md."""
+    return {
+        **_common_page_strings(),
+        **_duration_strings(),
+        "timezone_note": _("Days and times are in %(tz)s, the helpdesk's time zone."),
+        "basis_calendar": _("Calendar time: wall-clock time, nights and weekends included."),
+        "basis_business": _(
+            "Business time: only the time inside your business hours, holidays excluded (the time SLA targets use)."
+        ),
+        "all_agents": _("All agents"),
+        "export_title": _("Download this table as CSV (the same filters)"),
+        "median": _("median"),
+        "mean": _("Mean"),
+        "count": _("Count"),
+        "met": _("Met"),
+        "breached": _("Breached"),
+        "met_share": _("met"),
+        "sla_split": _("%(met)s met, %(breached)s breached"),
+        "met_breached": _("%(met)s met · %(breached)s breached"),
+        "n_measured": _("%(n)s measured"),
+        "stats_help": _(
+            "Median: half of the times were shorter. p90: 90% were shorter. Mean: the average. Count: how many "
+            "were measured."
+        ),
+        "no_data": _("no data"),
+        "no_times": _("No times measured in this period."),
+        "no_volume": _("No messages in this period."),
+        "no_agents": _("No members to show."),
+        "chart_keys_help": _("Chart. Use the left and right arrow keys to read the values of each day or week."),
+        "week_of": _("wk %(date)s"),
+        "week_of_long": _("Week of %(date)s"),
+        # headline figures and their definitions (docs/metrics.md)
+        "metric_first_response": _("First response time"),
+        "metric_response": _("Response time"),
+        "metric_resolution": _("Resolution time"),
+        "metric_sla": _("SLA targets"),
+        "metric_chat_volume": _("Chat volume"),
+        "metric_resolved_tickets": _("Resolved tickets"),
+        "metric_windows_expired_unanswered": _("Windows expired unanswered"),
+        "def_first_response": _(
+            "From the customer's first message of a ticket (or after a reopen) to the first reply by a person. "
+            "Counted on the day of the reply."
+        ),
+        "def_response": _(
+            "Every wait: from the customer's first unanswered message to the next reply by a person. Bots, "
+            "automations and notes do not count. Counted on the day of the reply."
+        ),
+        "def_resolution": _(
+            "From the ticket's opening (or latest reopen) until it is marked resolved. Counted on the day of "
+            "resolution."
+        ),
+        "def_sla": _(
+            "Each target a ticket had (first response, next response, resolution; in business time) counts once: "
+            "met on the day of the reply or resolution, breached on the day the deadline passed."
+        ),
+        "def_resolved_tickets": _(
+            "Tickets marked resolved in the period, by the day of resolution; a ticket counts once per period."
+        ),
+        "def_windows_expired_unanswered": _(
+            "WhatsApp 24-hour windows that closed while the customer was still waiting for a reply. Counted on "
+            "the day the window closed."
+        ),
+        "def_conversations": _("Conversations with at least one customer message in the period."),
+        "def_tickets_opened": _("Tickets opened by a customer message in the period. Reopens are not new tickets."),
+        "def_messages_in": _("Customer messages, by their WhatsApp time."),
+        "def_messages_out": _(
+            "Messages we sent: agents, bots, automations and broadcasts, not notes. With an agent filter, that "
+            "agent's replies."
+        ),
+        "def_agent_messages_out": _("Messages this agent sent (private notes not included)."),
+        "volume_conversations": _("Conversations"),
+        "volume_tickets_opened": _("Tickets opened"),
+        "volume_messages_in": _("Messages in"),
+        "volume_messages_out": _("Messages out"),
+        # agents table
+        "col_agent": _("Agent"),
+        "col_first_response": _("First response"),
+        "col_response": _("Response"),
+        "col_resolution": _("Resolution"),
+        "col_messages_out": _("Messages sent"),
+        "col_resolved": _("Resolved"),
+        "col_sla": _("SLA met"),
+        "col_windows": _("Windows expired"),
+    }
+
+
+def settings_strings() -> dict[str, str]:
+    """Every text static/inbox/settings.js shows."""
+    return {
+        **_common_page_strings(),
+        "closed_all_day": _("Closed"),
+        "midnight": _("midnight"),
+        "add_hours": _("Add hours"),
+        "add_interval": _("Add interval"),
+        "opens_on": _("%(day)s: opens at"),
+        "closes_on": _("%(day)s: closes at"),
+        "remove": _("Remove"),
+        "remove_hours": _("Remove these hours on %(day)s"),
+        "no_holidays": _("No holidays yet."),
+        "holiday_date": _("Holiday date"),
+        "holiday_name": _("Holiday name"),
+        "holiday_name_placeholder": _("Name, e.g. Independence Day"),
+        "remove_holiday": _("Remove this holiday"),
+        "priority_low": _("Low"),
+        "priority_normal": _("Normal"),
+        "priority_high": _("High"),
+        "priority_urgent": _("Urgent"),
+        "target_first_response_seconds": _("First response"),
+        "target_next_response_seconds": _("Next response"),
+        "target_resolution_seconds": _("Resolution"),
+        "target_label": _("%(target)s target for %(priority)s priority"),
+        "unit_of": _("Unit of the %(label)s"),
+        "unit_minutes": _("minutes"),
+        "unit_hours": _("hours"),
+        "no_target": _("No target"),
+        "unsaved": _("Unsaved changes"),
+        "saving": _("Saving…"),
+        "saved_at": _("Saved at %(time)s"),
+        "label_reopen": _("Reopen window"),
+        "label_window_warning": _("24-hour window warning"),
+        "label_sla_warning": _("SLA warning"),
+        "error_range": _("%(label)s: a whole number from %(low)s to %(high)s."),
+        "error_timezone": _("Choose a time zone."),
+        "error_time": _("%(day)s: enter both times as HH:MM."),
+        "error_hours_order": _("%(day)s: %(opens)s to %(closes)s ends before it starts (use 00:00 for midnight)."),
+        "error_overlap": _("%(day)s: the intervals overlap."),
+        "error_holiday_date": _("Each holiday needs a date."),
+        "error_holiday_twice": _("%(date)s is listed twice."),
+        "error_target": _("%(target)s target for %(priority)s priority: a positive number, or empty for none."),
+        "error_forbidden": _("Not saved:"),
     }

@@ -10,12 +10,12 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from conversations.web import member_required
+from conversations.web import member_required, reports_strings, settings_strings
 from helpdesk.tenancy.access import current_tenant
 from helpdesk.tenancy.models import Role, WhatsAppNumber
 
 
-def _page(request: HttpRequest, template: str, allowed: tuple[str, ...]) -> HttpResponse:
+def _page(request: HttpRequest, template: str, allowed: tuple[str, ...], strings: dict[str, str]) -> HttpResponse:
     membership = request.membership  # type: ignore[attr-defined]
     if membership.role not in allowed:
         return HttpResponse(_("This page is for supervisors and admins."), status=403)
@@ -26,17 +26,18 @@ def _page(request: HttpRequest, template: str, allowed: tuple[str, ...]) -> Http
         "tenant": tenant, "membership": membership,
         "page_config": json.dumps({"user": {"id": request.user.pk}, "role": membership.role,
                                    "timezone": tenant.timezone_name if tenant else "UTC", "numbers": numbers}),
+        "page_strings": strings,
     })
 
 
 @ensure_csrf_cookie
 @member_required
 def reports_page(request: HttpRequest) -> HttpResponse:
-    return _page(request, "reports.html", (Role.SUPERVISOR, Role.ADMIN))
+    return _page(request, "reports.html", (Role.SUPERVISOR, Role.ADMIN), reports_strings())
 
 
 @ensure_csrf_cookie
 @member_required
 def settings_page(request: HttpRequest) -> HttpResponse:
     """Admins change the settings; supervisors may look."""
-    return _page(request, "settings.html", (Role.SUPERVISOR, Role.ADMIN))
+    return _page(request, "settings.html", (Role.SUPERVISOR, Role.ADMIN), settings_strings())

@@ -26,6 +26,9 @@
   const MAX_TEXT = 4096;
   const SOON_MS = 2 * 3600 * 1000;
   const STATUS_RANK = { received: 0, queued: 0, sent: 1, delivered: 2, read: 3 };
+  const ACTIVE_TICKET = new Set(["open", "pending"]);
+  const SLA_WARN_SHARE = 0.2; // the list's SLA clock turns amber when less than this share of the target is left
+  const WARNING_FRAMES = new Set(["sla.warning", "sla.breached", "window.warning", "window.expired"]);
 
   // ------------------------------------------------------------------ helpers
 
@@ -71,6 +74,8 @@
     person: ["M8 2a3 3 0 1 1 0 6 3 3 0 0 1 0-6zm0 7c3 0 5.5 1.5 5.5 3.5V14h-11v-1.5C2.5 10.5 5 9 8 9z"],
     reply: ["M6.5 3.5v2.6C10.8 6.4 13.5 8.9 14 13c-1.3-2.3-3.6-3.5-7.5-3.5v2.6L1.8 7.8z"],
     tap: ["M6.5 2a1.5 1.5 0 0 1 1.5 1.5V7l3.6.6a1.5 1.5 0 0 1 1.24 1.68L12.3 13.5H6.7L3.6 9.9l.9-.9 2 1.4V3.5A1.5 1.5 0 0 1 6.5 2z"],
+    lock: ["M8 1.5a3 3 0 0 0-3 3V6.5H4a1 1 0 0 0-1 1V13.5a1 1 0 0 0 1 1h8a1 1 0 0 0 1-1V7.5a1 1 0 0 0-1-1h-1V4.5a3 3 0 0 0-3-3zm0 1.5A1.5 1.5 0 0 1 9.5 4.5V6.5h-3V4.5A1.5 1.5 0 0 1 8 3zm0 5.5a1.25 1.25 0 0 1 .75 2.25V12h-1.5v-1.25A1.25 1.25 0 0 1 8 8.5z"],
+    flag: ["M3.5 1.5H5v13H3.5zM6 2.5h7.5l-2 3.25 2 3.25H6z"],
     question: ["M8 1.5a6.5 6.5 0 1 0 0 13 6.5 6.5 0 0 0 0-13zm0 9.25a.9.9 0 1 1 0 1.8.9.9 0 0 1 0-1.8zM8 4c1.5 0 2.6.9 2.6 2.2 0 1-.6 1.5-1.2 1.9-.5.3-.7.5-.7 1v.3H7.3v-.4c0-1 .5-1.5 1.1-1.9.5-.3.7-.5.7-.9 0-.5-.4-.8-1.1-.8-.7 0-1.2.4-1.3 1.1L5.3 6.3C5.5 4.9 6.6 4 8 4z"],
   };
 
@@ -154,6 +159,7 @@
   const dateFormat = new Intl.DateTimeFormat(LANG, { day: "numeric", month: "short" });
   const longDateFormat = new Intl.DateTimeFormat(LANG, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
   const fullFormat = new Intl.DateTimeFormat(LANG, { dateStyle: "medium", timeStyle: "short" });
+  const weekdayTimeFormat = new Intl.DateTimeFormat(LANG, { weekday: "short", hour: "2-digit", minute: "2-digit" });
 
   const ms = (iso) => (iso ? Date.parse(iso) : NaN);
 
@@ -255,6 +261,17 @@
     statusBusy: false,
     replyError: "",
     readInFlight: new Map(),
+    ordering: "recent", // "recent" or "window" (waiting customers whose window closes soonest first)
+    composerMode: "reply", // "reply" or "note"
+    tickets: new Map(), // ticket id -> {data (the full ticket), v}
+    ticketFetches: new Map(), // ticket id -> signature of the summary it was (being) fetched for
+    ticketBusy: false,
+    ticketError: "",
+    members: new Map(), // user id -> {id, email, name, role, available}
+    me: null, // {id, email, name, role, available}
+    meBusy: false,
+    alerts: new Map(), // conversation id -> {kind, due_at, passed, ticketId} from warning frames
+    pageReadyId: null, // the `ready` id of the first connection: frames up to it happened before the page loaded
   };
 
   function since() {
@@ -282,6 +299,47 @@
       if (!moved) return; // a stale answer: never show a tick going backwards
     }
     thread.messages.set(data.id, { data, v: frameId !== undefined ? frameId : entry ? entry.v : 0 });
+  }
+
+  /** The list's view of a ticket ({id, status, priority, assignee_id, waiting_since, response_due_at,
+   * resolution_due_at}) from a full ticket. */
+  function summaryOf(ticket) {
+    return {
+      id: ticket.id,
+      status: ticket.status,
+      priority: ticket.priority,
+      assignee_id: ticket.assignee ? ticket.assignee.id : null,
+      waiting_since: ticket.waiting_since,
+      response_due_at: ticket.response_due_at,
+      resolution_due_at: ticket.resolution_due_at,
+    };
+  }
+
+  function signatureOf(summary) {
+    if (!summary) return "";
+    return JSON.stringify([summary.id, summary.status, summary.priority, summary.assignee_id ?? null,
+      ms(summary.waiting_since) || 0, ms(summary.response_due_at) || 0, ms(summary.resolution_due_at) || 0]);
+  }
+
+  /** Store a full ticket (from a frame or a REST answer) and bring its conversation's summary up to date. */
+  function upsertTicket(ticket, frameId, restSince) {
+    const entry = state.tickets.get(ticket.id);
+    if (frameId === undefined && entry && entry.v > restSince) return;
+    state.tickets.set(ticket.id, { data: ticket, v: frameId !== undefined ? frameId : entry ? entry.v : 0 });
+    const conversation = state.conversations.get(ticket.conversation);
+    if (!conversation || !conversation.data.ticket || conversation.data.ticket.id !== ticket.id) return;
+    if (frameId === undefined && conversation.v > restSince) return; // a newer frame already set the summary
+    conversation.data = { ...conversation.data, ticket: summaryOf(ticket) };
+    if (frameId !== undefined) conversation.v = frameId;
+    state.ticketFetches.set(ticket.id, signatureOf(conversation.data.ticket)); // the full ticket matches it
+  }
+
+  function upsertNote(note) {
+    const thread = state.threads.get(note.conversation);
+    if (!thread) return false; // not loaded: it comes with the thread when it is opened
+    const isNew = !thread.notes.has(note.id);
+    thread.notes.set(note.id, note); // notes never change once written
+    return isNew;
   }
 
   // ------------------------------------------------------------------ websocket
@@ -377,6 +435,7 @@
       socket.attempt = 0;
       setConnection("live");
       if (!state.synced) {
+        if (state.pageReadyId === null) state.pageReadyId = serverLast;
         state.lastEventId = serverLast;
         state.resumeTarget = null;
         state.synced = true;
@@ -407,12 +466,23 @@
   }
 
   function applyFrame(frame) {
-    // Only the API shapes are applied; other event types (notes, tickets, warnings) just advance the id.
+    // Only the API shapes are applied; other event types just advance the id.
+    const ticket = frame.ticket && typeof frame.ticket === "object" && "id" in frame.ticket &&
+      "conversation" in frame.ticket ? frame.ticket : null;
+    const note = frame.note && typeof frame.note === "object" && "id" in frame.note &&
+      "conversation" in frame.note ? frame.note : null;
     const message = frame.message && typeof frame.message === "object" && "id" in frame.message &&
       "conversation" in frame.message ? frame.message : null;
     const conversation = frame.conversation && typeof frame.conversation === "object" && "id" in frame.conversation &&
       "contact" in frame.conversation ? frame.conversation : null;
     if (conversation) upsertConversation(conversation, frame.id);
+    if (ticket) upsertTicket(ticket, frame.id);
+    if (note && frame.type === "note.created" && upsertNote(note) && note.conversation === state.selectedId) {
+      noteNewMessage();
+    }
+    if (WARNING_FRAMES.has(frame.type) && frame.warning && typeof frame.warning === "object") {
+      onWarning(frame);
+    }
     if (message) {
       const thread = state.threads.get(message.conversation);
       const isNew = thread && !thread.messages.has(message.id);
@@ -438,6 +508,8 @@
 
   function loadEverything() {
     loadList(true);
+    loadMembers();
+    loadMe();
     if (state.selectedId !== null) {
       loadThread(state.selectedId);
       readIfWatching(state.selectedId);
@@ -453,8 +525,10 @@
       list.loaded = false;
     }
     const generation = list.generation;
-    const url = reset ? `${API}/conversations/` + (state.filter ? `?status=${encodeURIComponent(state.filter)}` : "")
-      : list.next;
+    const query = new URLSearchParams();
+    if (state.filter) query.set("status", state.filter);
+    if (state.ordering !== "recent") query.set("ordering", state.ordering);
+    const url = reset ? `${API}/conversations/` + (query.toString() ? `?${query}` : "") : list.next;
     const restSince = since();
     list.loading = true;
     list.error = null;
@@ -476,7 +550,8 @@
   function threadOf(id) {
     let thread = state.threads.get(id);
     if (!thread) {
-      thread = { messages: new Map(), previous: null, loaded: false, loading: false, error: null, olderLoading: false };
+      thread = { messages: new Map(), notes: new Map(), previous: null, loaded: false, loading: false, error: null,
+        olderLoading: false };
       state.threads.set(id, thread);
     }
     return thread;
@@ -489,6 +564,7 @@
     thread.error = null;
     scheduleRender();
     if (!state.conversations.has(id)) loadConversation(id);
+    loadNotes(id);
     try {
       const page = await request("GET", `${API}/conversations/${id}/messages/?page=last`);
       const results = page.results || [];
@@ -518,6 +594,59 @@
       if (error.status === 404) state.missing.add(id);
     }
     scheduleRender();
+  }
+
+  /** Every private note of a conversation (a few pages at most). Frames add the ones written later. */
+  async function loadNotes(id) {
+    const thread = threadOf(id);
+    if (thread.notesLoading) return;
+    thread.notesLoading = true;
+    try {
+      let url = `${API}/conversations/${id}/notes/`;
+      for (let pages = 0; url && pages < 20; pages += 1) {
+        const page = await request("GET", url);
+        for (const note of page.results || []) upsertNote(note);
+        url = pathOf(page.next);
+      }
+    } catch (error) {
+      if (error.status !== 404) toast(error.message);
+    } finally {
+      thread.notesLoading = false;
+      scheduleRender();
+    }
+  }
+
+  /** The full ticket (reopen count, first or next response...) behind a conversation's ticket summary. */
+  async function loadTicket(id, signature) {
+    state.ticketFetches.set(id, signature);
+    const restSince = since();
+    try {
+      upsertTicket(await request("GET", `${API}/tickets/${id}/`), undefined, restSince);
+      state.ticketFetches.set(id, signature); // once per state of the summary, even if a frame overtook us
+    } catch (error) {
+      // the summary still shows the essentials; the next change of it tries again
+    }
+    scheduleRender();
+  }
+
+  async function loadMembers() {
+    try {
+      const page = await request("GET", `${API}/members/`);
+      state.members = new Map((page.results || []).map((member) => [member.id, member]));
+    } catch (error) {
+      // the assignee picker shows "Assign to me" / names from the tickets meanwhile
+    }
+    scheduleRender();
+  }
+
+  async function loadMe() {
+    try {
+      state.me = await request("GET", `${API}/me/`);
+      if (state.me) state.members.set(state.me.id, { ...(state.members.get(state.me.id) || {}), ...state.me });
+    } catch (error) {
+      state.me = null;
+    }
+    renderAvailability();
   }
 
   async function loadEarlier() {
@@ -567,7 +696,61 @@
       });
   }
 
-  async function setStatus(status) {
+  /** Resolve (`e`) and reopen act on the conversation's ticket; a conversation without one (older data) falls back
+   * to its own status. */
+  function setStatus(status) {
+    const entry = state.conversations.get(state.selectedId);
+    if (!entry) return;
+    if (entry.data.ticket) {
+      if (entry.data.ticket.status !== status) updateTicket({ status });
+      return;
+    }
+    setConversationStatus(status);
+  }
+
+  /** PATCH the selected conversation's ticket with {status|priority|assignee}. */
+  async function updateTicket(changes) {
+    const id = state.selectedId;
+    const entry = state.conversations.get(id);
+    const summary = entry && entry.data.ticket;
+    if (!summary || state.ticketBusy) return;
+    state.ticketBusy = true;
+    state.ticketError = "";
+    scheduleRender();
+    const restSince = since();
+    try {
+      upsertTicket(await request("PATCH", `${API}/tickets/${summary.id}/`, { json: changes }), undefined, restSince);
+    } catch (error) {
+      if (id === state.selectedId) state.ticketError = error.message;
+      else toast(error.message);
+    } finally {
+      state.ticketBusy = false;
+      scheduleRender();
+    }
+  }
+
+  function assignToMe() {
+    const entry = state.conversations.get(state.selectedId);
+    const me = CONFIG.user && CONFIG.user.id;
+    if (!entry || !entry.data.ticket || !me || entry.data.ticket.assignee_id === me) return;
+    updateTicket({ assignee: me });
+  }
+
+  async function setAvailability(available) {
+    if (!state.me || state.meBusy) return;
+    state.meBusy = true;
+    renderAvailability();
+    try {
+      state.me = await request("PATCH", `${API}/me/`, { json: { available } });
+    } catch (error) {
+      toast(error.message);
+    } finally {
+      state.meBusy = false;
+      renderAvailability();
+    }
+  }
+
+  async function setConversationStatus(status) {
     const id = state.selectedId;
     const entry = state.conversations.get(id);
     if (id === null || !entry || state.statusBusy || entry.data.status === status) return;
@@ -586,6 +769,10 @@
   }
 
   async function sendReply() {
+    if (state.composerMode === "note") {
+      sendNote();
+      return;
+    }
     const id = state.selectedId;
     const box = $("[data-testid=reply-box]");
     const text = box.value;
@@ -622,6 +809,50 @@
     }
   }
 
+  async function sendNote() {
+    const id = state.selectedId;
+    const box = $("[data-testid=reply-box]");
+    const text = box.value;
+    if (id === null || state.sending || !text.trim()) return;
+    state.sending = true;
+    state.replyError = "";
+    box.value = "";
+    state.drafts.delete(id);
+    autoGrow(box);
+    view.stickToBottom = true;
+    scheduleRender();
+    try {
+      const note = await request("POST", `${API}/conversations/${id}/notes/`, { json: { text } });
+      threadOf(id);
+      upsertNote(note);
+      if (id === state.selectedId) view.stickToBottom = true;
+    } catch (error) {
+      if (id === state.selectedId) {
+        state.replyError = error.message;
+        if (!box.value) {
+          box.value = text;
+          autoGrow(box);
+        }
+      } else {
+        toast(error.message);
+        if (!state.drafts.get(id)) state.drafts.set(id, text);
+      }
+    } finally {
+      state.sending = false;
+      scheduleRender();
+      if (id === state.selectedId) box.focus();
+    }
+  }
+
+  function setComposerMode(mode, focus) {
+    state.composerMode = mode === "note" ? "note" : "reply";
+    state.replyError = "";
+    const entry = state.conversations.get(state.selectedId);
+    renderComposer(entry ? entry.data : null);
+    const box = $("[data-testid=reply-box]");
+    if (focus && !box.disabled) box.focus();
+  }
+
   function select(id, options = {}) {
     if (id === null || id === undefined || Number.isNaN(id)) return;
     const box = $("[data-testid=reply-box]");
@@ -633,6 +864,8 @@
     state.selectedId = id;
     if (changed) {
       state.replyError = "";
+      state.ticketError = "";
+      state.composerMode = "reply"; // a note is always a deliberate choice, per conversation
       box.value = state.drafts.get(id) || "";
       autoGrow(box);
       view.stickToBottom = true;
@@ -667,6 +900,14 @@
   function setFilter(filter) {
     if (state.filter === filter) return;
     state.filter = filter;
+    loadList(true);
+    view.listScrollTop = true;
+    scheduleRender();
+  }
+
+  function setOrdering(ordering) {
+    if (state.ordering === ordering) return;
+    state.ordering = ordering === "window" ? "window" : "recent";
     loadList(true);
     view.listScrollTop = true;
     scheduleRender();
@@ -736,8 +977,16 @@
 
   function visibleConversationIds() {
     const rows = [];
+    const now = Date.now();
     for (const entry of state.conversations.values()) {
-      if (!state.filter || entry.data.status === state.filter) rows.push(entry);
+      if (state.filter && entry.data.status !== state.filter) continue;
+      if (state.ordering === "window" && !(entry.data.ticket && entry.data.ticket.waiting_since &&
+          ms(entry.data.window_expires_at) > now)) continue; // only customers still waiting, window open
+      rows.push(entry);
+    }
+    if (state.ordering === "window") {
+      rows.sort((a, b) => ms(a.data.window_expires_at) - ms(b.data.window_expires_at) || a.data.id - b.data.id);
+      return rows.map((entry) => entry.data.id);
     }
     rows.sort((a, b) => {
       const at = Number.isFinite(a.at) ? a.at : -Infinity;
@@ -758,13 +1007,95 @@
     icon("clock"), duration(window.left, true));
   }
 
+  /** The customer's wait against the response target: null when nobody is waiting or there is no target. */
+  function slaOf(ticket) {
+    if (!ticket || !ticket.waiting_since || !ticket.response_due_at || !ACTIVE_TICKET.has(ticket.status)) return null;
+    const due = ms(ticket.response_due_at);
+    const start = ms(ticket.waiting_since);
+    if (!Number.isFinite(due)) return null;
+    const left = due - Date.now();
+    const total = due - start;
+    const state = left <= 0 ? "overdue"
+      : Number.isFinite(total) && total > 0 && left / total < SLA_WARN_SHARE ? "warning" : "ok";
+    return { state, left, due };
+  }
+
+  function slaClock(ticket) {
+    const sla = slaOf(ticket);
+    if (!sla) return null;
+    const at = fullFormat.format(sla.due);
+    const title = sla.state === "overdue"
+      ? t("sla_overdue_title", { time: duration(-sla.left, false), at })
+      : t("sla_due_title", { time: duration(sla.left, false), at });
+    return el("span", { class: "sla-clock " + sla.state, "data-testid": "sla-clock", "data-state": sla.state, title },
+      sla.state === "overdue" ? icon("alert") : null,
+      sla.state === "overdue" ? t("sla_overdue") : t("sla_left", { time: duration(sla.left, true) }));
+  }
+
+  function memberName(id, ticket) {
+    const member = state.members.get(id);
+    if (member) return member.name || member.email;
+    const full = ticket && state.tickets.get(ticket.id);
+    if (full && full.data.assignee && full.data.assignee.id === id) return full.data.assignee.name;
+    return "#" + id;
+  }
+
+  function assigneeBadge(ticket) {
+    if (ticket.assignee_id === null || ticket.assignee_id === undefined) {
+      return el("span", { class: "assignee none", "data-testid": "assignee", "data-assignee": "",
+        text: t("unassigned") });
+    }
+    const name = memberName(ticket.assignee_id, ticket);
+    const mine = CONFIG.user && ticket.assignee_id === CONFIG.user.id;
+    return el("span", { class: "assignee" + (mine ? " mine" : ""), "data-testid": "assignee",
+      "data-assignee": ticket.assignee_id, title: t("assigned_to", { name }), "aria-label": t("assigned_to", { name }),
+      style: `--hue:${(Number(ticket.assignee_id) * 83) % 360}` }, initials(name));
+  }
+
+  function priorityBadge(ticket) {
+    const priority = ticket.priority || "normal";
+    return el("span", { class: "prio " + priority, "data-testid": "priority-badge", "data-priority": priority,
+      title: t("priority_title", { priority: t("priority_" + priority) }) },
+    priority === "urgent" || priority === "high" ? icon("flag") : null, t("priority_" + priority));
+  }
+
+  /** A warning frame's mark on a conversation, while it still applies (null otherwise). */
+  function alertOf(conversation) {
+    const alert = state.alerts.get(conversation.id);
+    if (!alert) return null;
+    const ticket = conversation.ticket;
+    let valid = Boolean(ticket && ticket.id === alert.ticketId);
+    if (valid && alert.kind === "window") {
+      valid = Boolean(ticket.waiting_since) && ms(conversation.window_expires_at) === ms(alert.due_at);
+    } else if (valid && alert.kind === "resolution") {
+      valid = ACTIVE_TICKET.has(ticket.status) && Boolean(ticket.resolution_due_at);
+    } else if (valid) {
+      valid = ACTIVE_TICKET.has(ticket.status) && Boolean(ticket.waiting_since);
+    }
+    if (!valid) {
+      state.alerts.delete(conversation.id);
+      return null;
+    }
+    const overdue = alert.passed || ms(alert.due_at) <= Date.now();
+    return { ...alert, level: overdue ? "overdue" : "warning" };
+  }
+
+  function alertLabel(alert) {
+    if (alert.kind === "window") return t(alert.level === "overdue" ? "alert_window_expired" : "alert_window_warning");
+    return t(alert.level === "overdue" ? "alert_sla_breached" : "alert_sla_warning", { target: t("kind_" + alert.kind) });
+  }
+
   function conversationItem(conversation) {
     const unread = conversation.id === state.selectedId && document.visibilityState === "visible"
       ? 0 : conversation.unread_count;
     const name = contactName(conversation.contact);
     const number = contactNumber(conversation.contact);
+    const ticket = conversation.ticket || null;
+    const alert = alertOf(conversation);
+    const ticketStatus = ticket ? ticket.status : conversation.status;
     return el("a", {
-      class: "conv" + (conversation.id === state.selectedId ? " active" : "") + (unread ? " unread" : ""),
+      class: "conv" + (conversation.id === state.selectedId ? " active" : "") + (unread ? " unread" : "") +
+        (alert ? " alert-" + alert.level : ""),
       href: `#c=${conversation.id}`,
       role: "option",
       "aria-selected": conversation.id === state.selectedId ? "true" : "false",
@@ -772,6 +1103,8 @@
       "data-conversation-id": conversation.id,
       "data-wa-id": (conversation.contact && conversation.contact.wa_id) || "",
       "data-status": conversation.status,
+      "data-ticket-status": ticket ? ticket.status : "",
+      "data-alert": alert ? alert.level : "",
     },
     avatar(conversation),
     el("span", { class: "conv-main" },
@@ -786,11 +1119,17 @@
         unread ? el("span", { class: "badge", "data-testid": "unread-badge", title: t("unread_title", { n: unread }),
           text: unread > 99 ? "99+" : String(unread) }) : null),
       el("span", { class: "conv-meta" },
+        ticket ? priorityBadge(ticket) : null,
+        slaClock(ticket),
         windowPill(conversation),
-        name !== number && number ? el("span", { class: "conv-number", text: number }) : null,
-        !state.filter && conversation.status !== "open"
-          ? el("span", { class: "status-chip " + conversation.status, text: t("status_" + conversation.status) })
-          : null)));
+        ticketStatus !== "open"
+          ? el("span", { class: "status-chip " + ticketStatus, "data-testid": "ticket-status-chip",
+            text: t("status_" + ticketStatus) })
+          : null,
+        alert ? el("span", { class: "conv-alert " + alert.level, "data-testid": "conversation-alert",
+          "data-kind": alert.kind, "data-level": alert.level, title: alertLabel(alert), "aria-label": alertLabel(alert),
+          role: "img" }, icon(alert.level === "overdue" ? "alert" : "clock")) : null,
+        ticket ? assigneeBadge(ticket) : null)));
   }
 
   function renderList() {
@@ -800,8 +1139,11 @@
     const now = Math.floor(Date.now() / 30000); // relative times and windows change as time passes
     for (const id of ids) {
       const conversation = state.conversations.get(id).data;
+      const alert = state.alerts.get(id);
+      const assignee = conversation.ticket && conversation.ticket.assignee_id;
+      const member = assignee ? state.members.get(assignee) : null;
       const key = JSON.stringify([conversation, state.selectedId === id, state.filter, now,
-        document.visibilityState]);
+        document.visibilityState, alert || null, member ? member.name : null]);
       let item = view.listItems.get(id);
       if (!item || item.key !== key) {
         const node = conversationItem(conversation);
@@ -1027,6 +1369,18 @@
     return node;
   }
 
+  function noteNode(note) {
+    const created = ms(note.created_at);
+    return el("div", { class: "note", "data-testid": "note", "data-note-id": note.id, role: "note",
+      "aria-label": t("private_note_by", { name: note.author_name || "" }) },
+    el("div", { class: "note-head" }, icon("lock"),
+      el("span", { class: "note-label", text: t("private_note") }),
+      note.author_name ? el("span", { class: "note-author", "data-testid": "note-author", text: note.author_name }) : null,
+      el("time", { datetime: note.created_at, title: Number.isFinite(created) ? fullFormat.format(created) : "",
+        text: Number.isFinite(created) ? timeFormat.format(created) : "" })),
+    el("div", { class: "note-text", "data-testid": "note-text" }, linkified(note.text || "")));
+  }
+
   // -- the thread
 
   function renderThread() {
@@ -1076,13 +1430,20 @@
     } else if (thread && thread.error && !messages.length) {
       nodes.push(el("div", { class: "thread-note error", role: "alert" }, thread.error.message + " ",
         el("button", { type: "button", class: "btn small", text: t("retry"), onclick: () => loadThread(id) })));
-    } else if (!messages.length) {
+    }
+    // Private notes go between the messages by time; while earlier messages are not loaded, so are older notes.
+    const oldest = messages.length ? ms(messages[0].created_at) : -Infinity;
+    const notes = thread ? [...thread.notes.values()]
+      .filter((note) => !(thread.previous && ms(note.created_at) < oldest)) : [];
+    if (!messages.length && !notes.length && !state.missing.has(id) && !(thread && thread.error)) {
       nodes.push(el("div", { class: "thread-note", text: thread && thread.loaded ? t("no_messages") : t("loading") }));
     }
+    const timeline = [...messages.map((data) => ({ note: false, data })), ...notes.map((data) => ({ note: true, data }))];
+    timeline.sort((a, b) => ms(a.data.created_at) - ms(b.data.created_at) || (a.note - b.note) || a.data.id - b.data.id);
     let previousDay = null;
     let previous = null;
     const seen = new Set();
-    for (const message of messages) {
+    for (const { note, data: message } of timeline) {
       const created = ms(message.created_at);
       const day = Number.isFinite(created) ? new Date(created).toDateString() : "";
       if (day !== previousDay) {
@@ -1091,6 +1452,11 @@
           el("span", { text: label }))));
         previousDay = day;
         previous = null;
+      }
+      if (note) {
+        nodes.push(fixed(`note:${message.id}`, () => noteNode(message)));
+        previous = null; // a note breaks a run of bubbles
+        continue;
       }
       const key = JSON.stringify(message) + (message.reply_to_wamid || message.type === "reaction" ? messages.length : "");
       let item = view.messageNodes.get(message.id);
@@ -1129,8 +1495,10 @@
   }
 
   function renderHeader(conversation, missing) {
+    renderTicketBar(conversation);
     const header = $("[data-testid=thread-header]");
-    const key = JSON.stringify([conversation, missing, state.statusBusy, Math.floor(Date.now() / 30000)]);
+    const key = JSON.stringify([conversation, missing, state.statusBusy, state.ticketBusy,
+      Math.floor(Date.now() / 30000)]);
     if (header.dataset.key === key) return;
     header.dataset.key = key;
     const title = $("[data-testid=thread-title]");
@@ -1150,12 +1518,13 @@
     const name = contactName(conversation.contact);
     const number = contactNumber(conversation.contact);
     title.textContent = name;
-    sub.replaceChildren(
+    sub.replaceChildren(...[
       number && number !== name ? el("span", { "data-testid": "thread-number", text: number }) : null,
       conversation.number && conversation.number.display_number
         ? el("span", { class: "via", text: "→ +" + conversation.number.display_number }) : null,
-      el("span", { class: "status-chip " + conversation.status, "data-testid": "thread-status",
-        text: t("status_" + conversation.status) }));
+      conversation.ticket ? null // the ticket bar shows the ticket's status
+        : el("span", { class: "status-chip " + conversation.status, "data-testid": "thread-status",
+          text: t("status_" + conversation.status) })].filter(Boolean));
     const window = windowOf(conversation);
     windowState.hidden = false;
     windowState.dataset.state = window.state;
@@ -1164,9 +1533,17 @@
       window.state === "closed" ? t("window_closed")
         : t(window.state === "soon" ? "window_soon" : "window_open", { time: duration(window.left, false) }));
     const button = (status, label, testid, primary) => el("button", {
-      type: "button", class: "btn" + (primary ? " primary" : ""), "data-testid": testid, disabled: state.statusBusy,
-      title: status === "resolved" ? t("action_resolve_title") : null,
+      type: "button", class: "btn" + (primary ? " primary" : ""), "data-testid": testid,
+      disabled: state.statusBusy || state.ticketBusy,
+      title: status === "resolved" ? t(conversation.ticket ? "action_resolve_ticket_title" : "action_resolve_title")
+        : null,
       onclick: () => setStatus(status), text: label });
+    const ticket = conversation.ticket;
+    if (ticket) { // the buttons act on the ticket; the status select has every other state
+      if (ACTIVE_TICKET.has(ticket.status)) actions.append(button("resolved", t("action_resolve"), "resolve-button", true));
+      else actions.append(button("open", t("action_reopen"), "reopen-button", true));
+      return;
+    }
     if (conversation.status !== "pending" && conversation.status !== "resolved") {
       actions.append(button("pending", t("action_pending"), "pending-button", false));
     }
@@ -1178,18 +1555,138 @@
     }
   }
 
+  /** The full ticket of the selected conversation, with the (always current) summary laid over it. */
+  function currentTicket(conversation) {
+    const summary = conversation && conversation.ticket;
+    if (!summary) return null;
+    const entry = state.tickets.get(summary.id);
+    const signature = signatureOf(summary);
+    if (state.ticketFetches.get(summary.id) !== signature) loadTicket(summary.id, signature);
+    const full = entry ? entry.data : null;
+    const assignee = summary.assignee_id === null || summary.assignee_id === undefined ? null
+      : { id: summary.assignee_id, name: memberName(summary.assignee_id, summary) };
+    return { ...(full || {}), ...summary, assignee, full: Boolean(full) };
+  }
+
+  function renderTicketBar(conversation) {
+    const bar = $("[data-testid=ticket-bar]");
+    const ticket = currentTicket(conversation);
+    bar.hidden = !ticket;
+    if (!ticket) return;
+    bar.dataset.ticketId = ticket.id;
+    const busy = state.ticketBusy;
+    const me = CONFIG.user && CONFIG.user.id;
+    const agent = CONFIG.role === "agent";
+    $("[data-testid=ticket-ref]", bar).textContent = t("ticket_ref", { id: ticket.id });
+
+    const status = $("[data-testid=ticket-status]", bar);
+    if (document.activeElement !== status || status.dataset.value !== ticket.status) status.value = ticket.status;
+    status.dataset.value = ticket.status;
+    status.disabled = busy;
+    status.closest(".tb-field").dataset.status = ticket.status;
+
+    const priority = $("[data-testid=ticket-priority]", bar);
+    priority.value = ticket.priority;
+    priority.dataset.value = ticket.priority;
+    priority.disabled = busy;
+    priority.closest(".tb-field").dataset.priority = ticket.priority;
+
+    // Assignee: every member; agents may only take the ticket or let it go (the server says so too).
+    const assignee = $("[data-testid=ticket-assignee]", bar);
+    const members = [...state.members.values()].sort((a, b) => (a.name || a.email).localeCompare(b.name || b.email));
+    if (ticket.assignee && !state.members.has(ticket.assignee.id)) members.push({ id: ticket.assignee.id,
+      name: ticket.assignee.name });
+    const options = [{ value: "", label: t("unassigned"), disabled: agent && ticket.assignee && ticket.assignee.id !== me }]
+      .concat(members.map((member) => ({
+        value: String(member.id),
+        label: (member.name || member.email) + (member.id === me ? " " + t("you_suffix") : "") +
+          (member.available === false ? " · " + t("away") : ""),
+        disabled: agent && member.id !== me && !(ticket.assignee && ticket.assignee.id === member.id),
+      })));
+    const optionsKey = JSON.stringify(options);
+    if (assignee.dataset.options !== optionsKey) {
+      assignee.replaceChildren(...options.map((o) => el("option", { value: o.value, disabled: o.disabled,
+        text: o.label })));
+      assignee.dataset.options = optionsKey;
+    }
+    assignee.value = ticket.assignee ? String(ticket.assignee.id) : "";
+    assignee.dataset.value = assignee.value;
+    assignee.disabled = busy;
+
+    const mine = ticket.assignee && ticket.assignee.id === me;
+    const assignButton = $("[data-testid=assign-to-me]", bar);
+    assignButton.hidden = Boolean(mine) || !me;
+    assignButton.disabled = busy;
+
+    // Due times: the response the customer waits for, the resolution target, and how often it was reopened.
+    const parts = [];
+    const sla = slaOf(ticket);
+    if (sla) {
+      const label = ticket.full && ticket.awaiting_first_response === false ? "due_next_response" : "due_first_response";
+      parts.push(el("span", { class: "due " + sla.state, "data-testid": "ticket-response-due", "data-state": sla.state,
+        title: fullFormat.format(sla.due) },
+      icon(sla.state === "overdue" ? "alert" : "clock"),
+      t(label, { at: shortWhen(sla.due) }) + " · " + (sla.state === "overdue"
+        ? t("overdue_by", { time: duration(-sla.left, false) }) : t("in_time", { time: duration(sla.left, false) }))));
+    }
+    if (ticket.resolution_due_at && ACTIVE_TICKET.has(ticket.status)) {
+      const due = ms(ticket.resolution_due_at);
+      const late = due <= Date.now();
+      parts.push(el("span", { class: "due" + (late ? " overdue" : ""), "data-testid": "ticket-resolution-due",
+        title: fullFormat.format(due) }, t("due_resolution", { at: shortWhen(due) }) +
+        (late ? " · " + t("overdue_by", { time: duration(Date.now() - due, false) }) : "")));
+    }
+    if (ticket.full && ticket.reopen_count > 0) {
+      parts.push(el("span", { class: "reopens", "data-testid": "ticket-reopen-count", "data-count": ticket.reopen_count,
+        text: t(ticket.reopen_count === 1 ? "reopened_once" : "reopened_times", { n: ticket.reopen_count }) }));
+    }
+    if (!parts.length && !ACTIVE_TICKET.has(ticket.status) && ticket.full && ticket.resolved_at) {
+      parts.push(el("span", { class: "due", text: t("resolved_at", { at: shortWhen(ms(ticket.resolved_at)) }) }));
+    }
+    const sla_ = $("[data-testid=ticket-sla]", bar);
+    const key = JSON.stringify(parts.map((node) => node.outerHTML));
+    if (sla_.dataset.key !== key) {
+      sla_.replaceChildren(...parts);
+      sla_.dataset.key = key;
+    }
+    const error = $("[data-testid=ticket-error]", bar);
+    error.hidden = !state.ticketError;
+    error.textContent = state.ticketError;
+  }
+
+  /** "14:05" today, "Tue 14:05" within a week, else "3 Dec 14:05". */
+  function shortWhen(at) {
+    const date = new Date(at);
+    const now = new Date();
+    if (date.toDateString() === now.toDateString()) return timeFormat.format(date);
+    if (Math.abs(at - Date.now()) < 6 * 86400000) return weekdayTimeFormat.format(date);
+    return fullFormat.format(date);
+  }
+
   function renderComposer(conversation) {
     const box = $("[data-testid=reply-box]");
     const sendButton = $("[data-testid=reply-send]");
     const notice = $("[data-testid=reply-disabled-notice]");
     const error = $("[data-testid=reply-error]");
     const counter = $("[data-testid=reply-count]");
-    const closed = !conversation || windowOf(conversation).state === "closed";
+    const form = $("[data-testid=reply-form]");
+    const noteMode = state.composerMode === "note";
+    form.dataset.mode = state.composerMode;
+    form.querySelectorAll(".mode").forEach((button) => {
+      const on = button.dataset.mode === state.composerMode;
+      button.setAttribute("aria-checked", on ? "true" : "false");
+      button.classList.toggle("active", on);
+      button.tabIndex = on ? 0 : -1;
+    });
+    $("[data-testid=note-hint]").hidden = !noteMode;
+    const closed = !conversation || (!noteMode && windowOf(conversation).state === "closed");
     box.disabled = closed;
-    box.placeholder = conversation && closed ? t("reply_closed_placeholder") : t("reply_placeholder");
-    notice.hidden = !conversation || !closed;
+    box.setAttribute("aria-label", noteMode ? t("note_label") : t("reply_label"));
+    box.placeholder = noteMode ? t("note_placeholder")
+      : conversation && closed ? t("reply_closed_placeholder") : t("reply_placeholder");
+    notice.hidden = !conversation || !closed || noteMode;
     sendButton.disabled = closed || state.sending || !box.value.trim();
-    sendButton.textContent = state.sending ? t("sending") : t("send");
+    sendButton.textContent = state.sending ? t("sending") : noteMode ? t("add_note") : t("send");
     error.hidden = !state.replyError;
     error.textContent = state.replyError;
     const length = box.value.length;
@@ -1210,6 +1707,62 @@
     const node = el("div", { class: "toast", role: "status", "data-testid": "toast", text });
     area.append(node);
     setTimeout(() => node.remove(), 6000);
+  }
+
+  /** A deadline toast: clicking it opens the conversation; it stays a little longer than a plain one. */
+  function alertToast(text, level, conversationId) {
+    const area = $("[data-testid=toasts]");
+    const close = () => node.remove();
+    const node = el("div", { class: "toast alert " + level, role: "alert", "data-testid": "alert-toast",
+      "data-level": level, "data-conversation-id": conversationId },
+    el("button", { type: "button", class: "toast-open", onclick: () => {
+      close();
+      select(conversationId, { scrollList: true });
+    } }, icon(level === "overdue" ? "alert" : "clock"), el("span", { text })),
+    el("button", { type: "button", class: "toast-close", "aria-label": t("close"), text: "×", onclick: close }));
+    area.append(node);
+    while (area.querySelectorAll("[data-testid=alert-toast]").length > 4) area.querySelector("[data-testid=alert-toast]").remove();
+    setTimeout(close, 12000);
+  }
+
+  /** sla.warning / sla.breached / window.warning / window.expired: mark the conversation; toast what is new. */
+  function onWarning(frame) {
+    const warning = frame.warning;
+    const conversationId = Number(warning.conversation_id);
+    if (!Number.isFinite(conversationId)) return;
+    const passed = Boolean(warning.passed) || frame.type.endsWith("breached") || frame.type.endsWith("expired");
+    state.alerts.set(conversationId, { kind: warning.kind, due_at: warning.due_at, passed,
+      ticketId: Number(warning.ticket_id) });
+    const entry = state.conversations.get(conversationId);
+    if (!entry) loadConversation(conversationId); // so the mark shows once the list has it
+    // Replays of what happened before this page was opened are marks only, never toasts.
+    if (state.pageReadyId !== null && frame.id <= state.pageReadyId) return;
+    const name = entry ? contactName(entry.data.contact) : t("conversation_ref", { id: conversationId });
+    const due = ms(warning.due_at);
+    const left = Number.isFinite(due) ? due - Date.now() : 0;
+    let text;
+    if (warning.kind === "window") {
+      text = passed ? t("toast_window_expired", { name })
+        : t("toast_window_warning", { name, time: duration(Math.max(left, 60000), false) });
+    } else {
+      const target = t("kind_" + warning.kind);
+      text = passed ? t("toast_sla_breached", { name, target })
+        : t("toast_sla_warning", { name, target, time: duration(Math.max(left, 60000), false) });
+    }
+    alertToast(text, passed ? "overdue" : "warning", conversationId);
+  }
+
+  function renderAvailability() {
+    const button = $("[data-testid=availability-toggle]");
+    if (!button) return;
+    button.hidden = !state.me;
+    if (!state.me) return;
+    const available = Boolean(state.me.available);
+    button.setAttribute("aria-pressed", available ? "true" : "false");
+    button.dataset.available = available ? "true" : "false";
+    button.disabled = state.meBusy;
+    $(".avail-label", button).textContent = available ? t("available") : t("away");
+    button.title = available ? t("available_title") : t("away_title");
   }
 
   let sessionShown = false;
@@ -1301,6 +1854,29 @@
     document.querySelectorAll("[data-testid=status-tab]").forEach((tab) => {
       tab.addEventListener("click", () => setFilter(tab.dataset.status));
     });
+    $("[data-testid=sort-select]").addEventListener("change", (event) => setOrdering(event.target.value));
+
+    $("[data-testid=ticket-status]").addEventListener("change", (event) => updateTicket({ status: event.target.value }));
+    $("[data-testid=ticket-priority]").addEventListener("change", (event) => {
+      updateTicket({ priority: event.target.value });
+    });
+    $("[data-testid=ticket-assignee]").addEventListener("change", (event) => {
+      updateTicket({ assignee: event.target.value ? Number(event.target.value) : null });
+    });
+    $("[data-testid=assign-to-me]").addEventListener("click", assignToMe);
+    $("[data-testid=availability-toggle]").addEventListener("click", () => {
+      if (state.me) setAvailability(!state.me.available);
+    });
+    document.querySelectorAll("[data-testid=reply-form] .mode").forEach((button) => {
+      button.addEventListener("click", () => setComposerMode(button.dataset.mode, true));
+      button.addEventListener("keydown", (event) => { // a radio group: arrows switch
+        if (["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"].includes(event.key)) {
+          event.preventDefault();
+          setComposerMode(state.composerMode === "note" ? "reply" : "note", false);
+          $(`[data-testid=reply-form] .mode[data-mode=${state.composerMode}]`).focus();
+        }
+      });
+    });
 
     const box = $("[data-testid=reply-box]");
     box.addEventListener("keydown", (event) => {
@@ -1370,9 +1946,17 @@
         event.preventDefault();
         move(-1);
       } else if (key === "r" || key === "/") {
-        if (state.selectedId === null || box.disabled) return;
+        if (state.selectedId === null) return;
         event.preventDefault();
-        box.focus();
+        setComposerMode("reply", true);
+      } else if (key === "n") {
+        if (state.selectedId === null) return;
+        event.preventDefault();
+        setComposerMode("note", true);
+      } else if (key === "a") {
+        if (state.selectedId === null) return;
+        event.preventDefault();
+        assignToMe();
       } else if (key === "e") {
         if (state.selectedId === null) return;
         event.preventDefault();
