@@ -23,6 +23,8 @@ class TicketSummarySerializer(serializers.Serializer[Any]):
     priority = serializers.CharField()
     assignee_id = serializers.IntegerField(allow_null=True)
     waiting_since = serializers.DateTimeField(allow_null=True)
+    awaiting_first_response = serializers.BooleanField()
+    reopen_count = serializers.IntegerField()
     response_due_at = serializers.DateTimeField(allow_null=True)
     resolution_due_at = serializers.DateTimeField(allow_null=True)
 

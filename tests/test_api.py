@@ -94,6 +94,8 @@ def test_conversation_list_has_the_documented_shape(db, acme_number, alice_api):
                 "priority": "normal",
                 "assignee_id": stored.current_ticket.assignee_id,
                 "waiting_since": iso(ts),
+                "awaiting_first_response": True,
+                "reopen_count": 0,
                 "response_due_at": iso(stored.current_ticket.response_due_at),
                 "resolution_due_at": iso(stored.current_ticket.resolution_due_at),
             },
