@@ -46,11 +46,13 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "tenant": tenant,
         "membership": request.membership,  # type: ignore[attr-defined]
         "simulator_numbers": [n for n in numbers if n.simulator],
-        "inbox_config": json.dumps({
-            "user": {"id": request.user.pk, "name": request.user.display_name},  # type: ignore[union-attr]
-            "role": request.membership.role,  # type: ignore[attr-defined]
-            "simulator": any(n.simulator for n in numbers),
-        }),
+        "inbox_config": json.dumps(
+            {
+                "user": {"id": request.user.pk, "name": request.user.display_name},  # type: ignore[union-attr]
+                "role": request.membership.role,  # type: ignore[attr-defined]
+                "simulator": any(n.simulator for n in numbers),
+            }
+        ),
         "inbox_strings": inbox_strings(),
     }
     return render(request, "inbox.html", context)
@@ -217,7 +219,9 @@ def inbox_strings() -> dict[str, str]:
         "available_title": _(
             "Available: new conversations may be assigned to you automatically. Click to go away."
         ),
-        "away_title": _("Away: no new conversations are assigned to you automatically. Click to become available."),
+        "away_title": _(
+            "Away: no new conversations are assigned to you automatically. Click to become available."
+        ),
         # deadline warnings
         "kind_first_response": _("first response"),
         "kind_next_response": _("next response"),
@@ -293,7 +297,9 @@ def reports_strings() -> dict[str, str]:
         "no_times": _("No times measured in this period."),
         "no_volume": _("No messages in this period."),
         "no_agents": _("No members to show."),
-        "chart_keys_help": _("Chart. Use the left and right arrow keys to read the values of each day or week."),
+        "chart_keys_help": _(
+            "Chart. Use the left and right arrow keys to read the values of each day or week."
+        ),
         "week_of": _("wk %(date)s"),
         "week_of_long": _("Week of %(date)s"),
         # headline figures and their definitions (docs/metrics.md)
@@ -328,7 +334,9 @@ def reports_strings() -> dict[str, str]:
             "the day the window closed."
         ),
         "def_conversations": _("Conversations with at least one customer message in the period."),
-        "def_tickets_opened": _("Tickets opened by a customer message in the period. Reopens are not new tickets."),
+        "def_tickets_opened": _(
+            "Tickets opened by a customer message in the period. Reopens are not new tickets."
+        ),
         "def_messages_in": _("Customer messages, by their WhatsApp time."),
         "def_messages_out": _(
             "Messages we sent: agents, bots, automations and broadcasts, not notes. With an agent filter, that "
@@ -389,10 +397,14 @@ def settings_strings() -> dict[str, str]:
         "error_range": _("%(label)s: a whole number from %(low)s to %(high)s."),
         "error_timezone": _("Choose a time zone."),
         "error_time": _("%(day)s: enter both times as HH:MM."),
-        "error_hours_order": _("%(day)s: %(opens)s to %(closes)s ends before it starts (use 00:00 for midnight)."),
+        "error_hours_order": _(
+            "%(day)s: %(opens)s to %(closes)s ends before it starts (use 00:00 for midnight)."
+        ),
         "error_overlap": _("%(day)s: the intervals overlap."),
         "error_holiday_date": _("Each holiday needs a date."),
         "error_holiday_twice": _("%(date)s is listed twice."),
-        "error_target": _("%(target)s target for %(priority)s priority: a positive number, or empty for none."),
+        "error_target": _(
+            "%(target)s target for %(priority)s priority: a positive number, or empty for none."
+        ),
         "error_forbidden": _("Not saved:"),
     }

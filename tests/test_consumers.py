@@ -340,7 +340,6 @@ def test_the_channel_layer_prefix_keeps_redis_databases_apart():
     )
 
 
-
 async def test_resume_after_an_id_from_the_future_does_not_mute_live_frames(tokens):
     wa_id = fresh_wa_id()
     async with inbox(ACME["domain"], tokens["alice"]) as (ws, ready):

@@ -119,7 +119,12 @@ def test_statuses_out_of_order_only_move_forward(sent_message, django_capture_on
     )
 
     # then it stays read; the late delivered only fills in its own time, the late sent changes nothing
-    assert state(sent_message) == {**before, "status": "read", "read_at": at(NOW + 30), "delivered_at": at(NOW + 20)}
+    assert state(sent_message) == {
+        **before,
+        "status": "read",
+        "read_at": at(NOW + 30),
+        "delivered_at": at(NOW + 20),
+    }
     assert before["sent_at"] is not None
     assert event_count() == events_before + 2
 

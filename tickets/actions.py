@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from conversations.events import record_event
 from conversations.models import Conversation, Message, SenderKind
+from helpdesk.tenancy.access import current_schema
 from helpdesk.tenancy.models import Membership, Role, Tenant, User
 from tickets.business_time import BusinessCalendar
 from tickets.models import (
@@ -74,16 +75,23 @@ def ensure_defaults() -> None:
     if not BusinessHours.objects.exists():
         BusinessHours.objects.bulk_create(
             BusinessHours(weekday=day, opens=opens, closes=closes)
-            for day, intervals in DEFAULT_HOURS.items() for opens, closes in intervals
+            for day, intervals in DEFAULT_HOURS.items()
+            for opens, closes in intervals
         )
     for priority, (first, following, resolution) in DEFAULT_SLA.items():
-        SLAPolicy.objects.get_or_create(priority=priority, defaults={
-            "first_response_seconds": first, "next_response_seconds": following, "resolution_seconds": resolution})
+        SLAPolicy.objects.get_or_create(
+            priority=priority,
+            defaults={
+                "first_response_seconds": first,
+                "next_response_seconds": following,
+                "resolution_seconds": resolution,
+            },
+        )
 
 
 def support_rules() -> SupportRules:
     """The current tenant's calendar, settings and SLA policies (cached briefly per process)."""
-    schema = connection.schema_name
+    schema = current_schema()
     cached = _rules_cache.get(schema)
     if cached and clock.monotonic() - cached[0] < CACHE_SECONDS:
         return cached[1]
@@ -95,7 +103,9 @@ def support_rules() -> SupportRules:
     tenant = Tenant.objects.get(schema_name=schema)
     rules = SupportRules(
         tenant_id=tenant.pk,
-        calendar=BusinessCalendar(tenant.timezone_name, weekly, frozenset(Holiday.objects.values_list("date", flat=True))),
+        calendar=BusinessCalendar(
+            tenant.timezone_name, weekly, frozenset(Holiday.objects.values_list("date", flat=True))
+        ),
         settings=SupportSettings.current(),
         policies={policy.priority: policy for policy in SLAPolicy.objects.all()},
     )
@@ -104,7 +114,7 @@ def support_rules() -> SupportRules:
 
 
 def forget_support_rules() -> None:
-    _rules_cache.pop(connection.schema_name, None)
+    _rules_cache.pop(current_schema(), None)
 
 
 # ------------------------------------------------------------------ counting
@@ -113,34 +123,63 @@ def forget_support_rules() -> None:
 def _count(day: Any, number_id: int, agent_id: int, field: str) -> None:
     """Add one to a daily counter (an upsert: safe under concurrent workers)."""
     updated = DailyVolume.objects.filter(day=day, number_id=number_id, agent_id=agent_id).update(
-        **{field: F(field) + 1})
+        **{field: F(field) + 1}
+    )
     if not updated:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {DailyVolume._meta.db_table} (day, number_id, agent_id, messages_in, messages_out, "
+                f"INSERT INTO {DailyVolume._meta.db_table} (day, number_id, agent_id, messages_in, messages_out, "  # noqa: S608
                 f"tickets_opened) VALUES (%s, %s, %s, 0, 0, 0) ON CONFLICT (day, number_id, agent_id) DO NOTHING",
-                [day, number_id, agent_id])
-        DailyVolume.objects.filter(day=day, number_id=number_id, agent_id=agent_id).update(**{field: F(field) + 1})
+                [day, number_id, agent_id],
+            )
+        DailyVolume.objects.filter(day=day, number_id=number_id, agent_id=agent_id).update(
+            **{field: F(field) + 1}
+        )
 
 
-def _measure(rules: SupportRules, name: str, ticket: Ticket, start: datetime, end: datetime,
-             agent_id: int | None, **extra: Any) -> ReportingEvent:
+def _measure(
+    rules: SupportRules,
+    name: str,
+    ticket: Ticket,
+    start: datetime,
+    end: datetime,
+    agent_id: int | None,
+    **extra: Any,
+) -> ReportingEvent:
     return ReportingEvent.objects.create(
-        name=name, day=rules.calendar.local_date(end), event_start=start, event_end=end,
+        name=name,
+        day=rules.calendar.local_date(end),
+        event_start=start,
+        event_end=end,
         value_seconds=max(0.0, (end - start).total_seconds()),
         value_business_seconds=rules.calendar.seconds_between(start, end),
-        ticket=ticket, conversation_id=ticket.conversation_id, number_id=ticket.number_id, agent_id=agent_id,
-        **extra)
+        ticket=ticket,
+        conversation_id=ticket.conversation_id,
+        number_id=ticket.number_id,
+        agent_id=agent_id,
+        **extra,
+    )
 
 
-def _sla_outcome(rules: SupportRules, kind: str, ticket: Ticket, start: datetime, end: datetime, met: bool,
-                 agent_id: int | None) -> None:
+def _sla_outcome(
+    rules: SupportRules,
+    kind: str,
+    ticket: Ticket,
+    start: datetime,
+    end: datetime,
+    met: bool,
+    agent_id: int | None,
+) -> None:
     _measure(rules, "sla", ticket, start, end, agent_id, sla_kind=kind, sla_met=met)
 
 
 def record_window_expired(rules: SupportRules, ticket: Ticket, window_end: datetime) -> bool:
     """The 24-hour window closed while the customer's message was unanswered: count it once per window."""
-    if ticket.waiting_since is None or ticket.waiting_since > window_end or ticket.window_expired_for == window_end:
+    if (
+        ticket.waiting_since is None
+        or ticket.waiting_since > window_end
+        or ticket.window_expired_for == window_end
+    ):
         return False
     _measure(rules, "window_expired", ticket, ticket.waiting_since, window_end, ticket.assignee_id)
     ticket.window_expired_for = window_end
@@ -150,30 +189,77 @@ def record_window_expired(rules: SupportRules, ticket: Ticket, window_end: datet
 # ------------------------------------------------------------------ SLA clocks
 
 
-def _deadline(rules: SupportRules, start: datetime, seconds: int | None, share: float = 1.0) -> datetime | None:
+def _deadline(
+    rules: SupportRules, start: datetime, seconds: int | None, share: float = 1.0
+) -> datetime | None:
     if not seconds:
         return None
     return rules.calendar.add_business_seconds(start, seconds * share)
 
 
-def _start_wait(rules: SupportRules, ticket: Ticket, since: datetime) -> None:
+def _start_wait(rules: SupportRules, ticket: Ticket, since: datetime, same_wait: bool = False) -> None:
+    """Start (or, with `same_wait`, re-time) the customer's wait; a wait has one SLA outcome at most."""
     policy = rules.policies.get(ticket.priority)
     target = None
     if policy:
-        target = policy.first_response_seconds if ticket.awaiting_first_response else policy.next_response_seconds
+        target = (
+            policy.first_response_seconds if ticket.awaiting_first_response else policy.next_response_seconds
+        )
     ticket.waiting_since = since
     ticket.response_due_at = _deadline(rules, since, target)
     ticket.response_warn_at = _deadline(rules, since, target, rules.settings.sla_warning_percent / 100)
-    ticket.response_warned_at = ticket.response_breached_at = None
+    ticket.response_warned_at = None
+    if not same_wait:
+        ticket.response_breached_at = None
 
 
-def _start_resolution_clock(rules: SupportRules, ticket: Ticket) -> None:
+def _start_resolution_clock(rules: SupportRules, ticket: Ticket, same_cycle: bool = False) -> None:
     policy = rules.policies.get(ticket.priority)
     target = policy.resolution_seconds if policy else None
     ticket.resolution_due_at = _deadline(rules, ticket.cycle_started_at, target)
-    ticket.resolution_warn_at = _deadline(rules, ticket.cycle_started_at, target,
-                                          rules.settings.sla_warning_percent / 100)
-    ticket.resolution_warned_at = ticket.resolution_breached_at = None
+    ticket.resolution_warn_at = _deadline(
+        rules, ticket.cycle_started_at, target, rules.settings.sla_warning_percent / 100
+    )
+    ticket.resolution_warned_at = None
+    if not same_cycle:
+        ticket.resolution_breached_at = None
+
+
+def _record_missed_targets(rules: SupportRules, ticket: Ticket, now: datetime, resolution: bool) -> None:
+    """Clocks stopped after their target passed: count the breach the periodic check has not recorded yet
+    (as deadlines.raise_due_warnings would have)."""
+    if (
+        ticket.waiting_since
+        and ticket.response_due_at
+        and ticket.response_breached_at is None
+        and ticket.response_due_at <= now
+    ):
+        _sla_outcome(
+            rules,
+            "first_response" if ticket.awaiting_first_response else "next_response",
+            ticket,
+            ticket.waiting_since,
+            ticket.response_due_at,
+            False,
+            ticket.assignee_id,
+        )
+        ticket.response_breached_at = now
+    if (
+        resolution
+        and ticket.resolution_due_at
+        and ticket.resolution_breached_at is None
+        and ticket.resolution_due_at <= now
+    ):
+        _sla_outcome(
+            rules,
+            "resolution",
+            ticket,
+            ticket.cycle_started_at,
+            ticket.resolution_due_at,
+            False,
+            ticket.assignee_id,
+        )
+        ticket.resolution_breached_at = now
 
 
 def _stop_wait(ticket: Ticket) -> None:
@@ -186,9 +272,12 @@ def _stop_wait(ticket: Ticket) -> None:
 
 def pick_assignee(rules: SupportRules) -> User | None:
     """Round robin among the tenant's available agents: the one assigned least recently."""
-    membership = (Membership.objects.select_for_update(skip_locked=True)
-                  .filter(tenant_id=rules.tenant_id, role=Role.AGENT, is_available=True, user__is_active=True)
-                  .order_by(F("last_assigned_at").asc(nulls_first=True), "pk").first())
+    membership = (
+        Membership.objects.select_for_update(skip_locked=True)
+        .filter(tenant_id=rules.tenant_id, role=Role.AGENT, is_available=True, user__is_active=True)
+        .order_by(F("last_assigned_at").asc(nulls_first=True), "pk")
+        .first()
+    )
     if membership is None:
         return None
     Membership.objects.filter(pk=membership.pk).update(last_assigned_at=timezone.now())
@@ -198,19 +287,24 @@ def pick_assignee(rules: SupportRules) -> User | None:
 # ------------------------------------------------------------------ lifecycle hooks from conversations
 
 
-def on_customer_message(conversation: Conversation, message: Message,
-                        previous_window_end: datetime | None) -> Ticket:
+def on_customer_message(
+    conversation: Conversation, message: Message, previous_window_end: datetime | None
+) -> Ticket:
     """A customer wrote: count it, then open a ticket, reopen a recently resolved one, or start / keep the wait.
     If their previous window closed while they were still waiting, that expiry is recorded first."""
     rules = support_rules()
     at = message.created_at
     day = rules.calendar.local_date(at)
-    ConversationDay.objects.bulk_create([ConversationDay(day=day, conversation=conversation,
-                                                         number_id=conversation.number_id)],
-                                        ignore_conflicts=True)
+    ConversationDay.objects.bulk_create(
+        [ConversationDay(day=day, conversation=conversation, number_id=conversation.number_id)],
+        ignore_conflicts=True,
+    )
     _count(day, conversation.number_id, 0, "messages_in")
-    ticket = (Ticket.objects.select_for_update().filter(pk=conversation.current_ticket_id).first()
-              if conversation.current_ticket_id else None)
+    ticket = (
+        Ticket.objects.select_for_update().filter(pk=conversation.current_ticket_id).first()
+        if conversation.current_ticket_id
+        else None
+    )
     if ticket and previous_window_end and previous_window_end < at:
         record_window_expired(rules, ticket, previous_window_end)
     reopen_window = timedelta(hours=rules.settings.reopen_window_hours)
@@ -219,9 +313,13 @@ def on_customer_message(conversation: Conversation, message: Message,
         if ticket.waiting_since is None:
             _start_wait(rules, ticket, at)
         elif at < ticket.waiting_since:  # an older message that arrived late starts the wait earlier
-            _start_wait(rules, ticket, at)
-    elif ticket and ticket.status == TicketStatus.RESOLVED and ticket.resolved_at and \
-            at - ticket.resolved_at <= reopen_window:
+            _start_wait(rules, ticket, at, same_wait=True)
+    elif (
+        ticket
+        and ticket.status == TicketStatus.RESOLVED
+        and ticket.resolved_at
+        and at - ticket.resolved_at <= reopen_window
+    ):
         ticket.status = TicketStatus.OPEN
         ticket.reopen_count += 1
         ticket.cycle_started_at = at
@@ -231,8 +329,14 @@ def on_customer_message(conversation: Conversation, message: Message,
         _start_wait(rules, ticket, at)
         _start_resolution_clock(rules, ticket)
     else:
-        ticket = Ticket(conversation=conversation, number_id=conversation.number_id, opened_at=at,
-                        cycle_started_at=at, priority=Priority.NORMAL, awaiting_first_response=True)
+        ticket = Ticket(
+            conversation=conversation,
+            number_id=conversation.number_id,
+            opened_at=at,
+            cycle_started_at=at,
+            priority=Priority.NORMAL,
+            awaiting_first_response=True,
+        )
         if rules.settings.auto_assign:
             ticket.assignee = pick_assignee(rules)
         _start_wait(rules, ticket, at)
@@ -251,8 +355,12 @@ def on_outbound_message(conversation: Conversation, message: Message) -> Ticket 
     """We wrote: count it; a human agent's reply ends the customer's wait and is measured."""
     rules = support_rules()
     is_agent = message.sender_kind == SenderKind.AGENT and message.sender_user_id is not None
-    _count(rules.calendar.local_date(message.created_at), conversation.number_id,
-           int(message.sender_user_id or 0) if is_agent else 0, "messages_out")
+    _count(
+        rules.calendar.local_date(message.created_at),
+        conversation.number_id,
+        int(message.sender_user_id or 0) if is_agent else 0,
+        "messages_out",
+    )
     if not is_agent or not conversation.current_ticket_id:
         return None
     ticket = Ticket.objects.select_for_update().get(pk=conversation.current_ticket_id)
@@ -265,8 +373,15 @@ def on_outbound_message(conversation: Conversation, message: Message) -> Ticket 
         _measure(rules, "first_response", ticket, start, end, agent_id)
     if ticket.response_due_at and ticket.response_breached_at is None:
         met = end <= ticket.response_due_at
-        _sla_outcome(rules, "first_response" if first else "next_response", ticket, start,
-                     end if met else ticket.response_due_at, met, agent_id)
+        _sla_outcome(
+            rules,
+            "first_response" if first else "next_response",
+            ticket,
+            start,
+            end if met else ticket.response_due_at,
+            met,
+            agent_id,
+        )
     ticket.awaiting_first_response = False
     _stop_wait(ticket)
     ticket.save()
@@ -280,8 +395,14 @@ def _membership(user: User) -> Membership | None:
     return Membership.objects.filter(user_id=user.pk, tenant_id=support_rules().tenant_id).first()
 
 
-def check_update_ticket(ticket: Ticket, actor: User, *, status: str | None = None, priority: str | None = None,
-                        assignee_id: int | None | object = ...) -> Ticket:
+def check_update_ticket(
+    ticket: Ticket,
+    actor: User,
+    *,
+    status: str | None = None,
+    priority: str | None = None,
+    assignee_id: int | object | None = ...,
+) -> Ticket:
     """Change a ticket's status, priority or assignee; one code path for the browser, the API and automation.
 
     Any member may change status and priority of any ticket (assignment guides work, it does not lock it);
@@ -297,22 +418,42 @@ def check_update_ticket(ticket: Ticket, actor: User, *, status: str | None = Non
     new_assignee: User | None = None
     if assignee_id is not ...:
         if assignee_id is not None:
-            member = Membership.objects.select_related("user").filter(
-                tenant_id=actor_membership.tenant_id, user_id=assignee_id).first()
+            member = (
+                Membership.objects.select_related("user")
+                .filter(tenant_id=actor_membership.tenant_id, user_id=int(assignee_id))  # type: ignore[call-overload]
+                .first()
+            )
             if member is None:
                 raise TicketError("The assignee must be a member of this helpdesk.")
             new_assignee = member.user
         if actor_membership.role == Role.AGENT and assignee_id not in (None, actor.pk):
             raise TicketForbidden("Agents can take a ticket or let it go; supervisors and admins reassign.")
-        if actor_membership.role == Role.AGENT and assignee_id is None and ticket.assignee_id not in (None, actor.pk):
+        if (
+            actor_membership.role == Role.AGENT
+            and assignee_id is None
+            and ticket.assignee_id not in (None, actor.pk)
+        ):
             raise TicketForbidden("Only supervisors and admins can unassign another agent's ticket.")
-    return do_update_ticket(ticket, actor, status=status, priority=priority, assignee=new_assignee,
-                            change_assignee=assignee_id is not ...)
+    return do_update_ticket(
+        ticket,
+        actor,
+        status=status,
+        priority=priority,
+        assignee=new_assignee,
+        change_assignee=assignee_id is not ...,
+    )
 
 
-def do_update_ticket(ticket: Ticket, actor: User | None, *, status: str | None = None, priority: str | None = None,
-                     assignee: User | None = None, change_assignee: bool = False,
-                     now: datetime | None = None) -> Ticket:
+def do_update_ticket(
+    ticket: Ticket,
+    actor: User | None,
+    *,
+    status: str | None = None,
+    priority: str | None = None,
+    assignee: User | None = None,
+    change_assignee: bool = False,
+    now: datetime | None = None,
+) -> Ticket:
     """Apply a validated change; `now` is the moment it happens (default: now; imports and seeding pass it)."""
     from conversations.serializers import conversation_data
     from tickets.serializers import ticket_data
@@ -325,9 +466,9 @@ def do_update_ticket(ticket: Ticket, actor: User | None, *, status: str | None =
         if priority is not None and priority != ticket.priority:
             ticket.priority = priority
             if ticket.waiting_since:
-                _start_wait(rules, ticket, ticket.waiting_since)
+                _start_wait(rules, ticket, ticket.waiting_since, same_wait=True)
             if ticket.status in (TicketStatus.OPEN, TicketStatus.PENDING):
-                _start_resolution_clock(rules, ticket)
+                _start_resolution_clock(rules, ticket, same_cycle=True)
             changed = True
         if change_assignee and (assignee.pk if assignee else None) != ticket.assignee_id:
             ticket.assignee = assignee
@@ -337,24 +478,37 @@ def do_update_ticket(ticket: Ticket, actor: User | None, *, status: str | None =
             changed = True
         if changed:
             ticket.save()
-            conversation = Conversation.objects.select_related("contact", "number").get(pk=ticket.conversation_id)
+            conversation = Conversation.objects.select_related("contact", "number").get(
+                pk=ticket.conversation_id
+            )
             record_event("ticket.updated", ticket=ticket_data(ticket))
             record_event("conversation.updated", conversation=conversation_data(conversation))
     return ticket
 
 
-def _change_status(rules: SupportRules, ticket: Ticket, status: str, actor: User | None, now: datetime) -> None:
+def _change_status(
+    rules: SupportRules, ticket: Ticket, status: str, actor: User | None, now: datetime
+) -> None:
     previous = ticket.status
     ticket.status = status
     actor_id = actor.pk if actor else None
+    if status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):  # resolving has its own resolution outcome
+        _record_missed_targets(rules, ticket, now, resolution=status == TicketStatus.CLOSED)
     if status == TicketStatus.RESOLVED:
         ticket.resolved_at = now
         ticket.resolved_by = actor
         _measure(rules, "resolution", ticket, ticket.cycle_started_at, now, actor_id)
         if ticket.resolution_due_at and ticket.resolution_breached_at is None:
             met = now <= ticket.resolution_due_at
-            _sla_outcome(rules, "resolution", ticket, ticket.cycle_started_at,
-                         now if met else ticket.resolution_due_at, met, actor_id)
+            _sla_outcome(
+                rules,
+                "resolution",
+                ticket,
+                ticket.cycle_started_at,
+                now if met else ticket.resolution_due_at,
+                met,
+                actor_id,
+            )
         _stop_wait(ticket)
         ticket.resolution_due_at = ticket.resolution_warn_at = None
     elif status == TicketStatus.CLOSED:

@@ -161,7 +161,14 @@ class ReportingEvent(models.Model):
                 fields=["name", "day"],
                 name="reporting_name_day",
                 # Covering: every report query is an index-only scan of the period's rows.
-                include=["value_seconds", "value_business_seconds", "agent_id", "number", "ticket", "sla_met"],
+                include=[
+                    "value_seconds",
+                    "value_business_seconds",
+                    "agent_id",
+                    "number",
+                    "ticket",
+                    "sla_met",
+                ],
             ),
             models.Index(fields=["agent_id", "name", "day"], name="reporting_agent_name_day"),
         ]

@@ -31,13 +31,16 @@ class Period:
     number_id: int | None = None
 
     @classmethod
-    def parse(cls, start: str | None, end: str | None, agent: str | None = None, number: str | None = None) -> Period:
+    def parse(
+        cls, start: str | None, end: str | None, agent: str | None = None, number: str | None = None
+    ) -> Period:
         try:
             first = date.fromisoformat(start or "")
             last = date.fromisoformat(end or "")
         except ValueError:
-            raise ReportError("`from` and `to` are required dates, YYYY-MM-DD (days in the tenant's time zone).") \
-                from None
+            raise ReportError(
+                "`from` and `to` are required dates, YYYY-MM-DD (days in the tenant's time zone)."
+            ) from None
         if last < first:
             raise ReportError("`to` must not be before `from`.")
         if (last - first).days >= MAX_DAYS:
@@ -49,7 +52,8 @@ class Period:
 
 
 def _where(period: Period, agent_column: str | None = "agent_id") -> tuple[str, list[Any]]:
-    clauses, params = ["day BETWEEN %s AND %s"], [period.start, period.end]
+    clauses = ["day BETWEEN %s AND %s"]
+    params: list[Any] = [period.start, period.end]
     if period.agent_id is not None and agent_column:
         clauses.append(f"{agent_column} = %s")
         params.append(period.agent_id)
@@ -81,7 +85,9 @@ STATS_SQL = """
 def _time_stats(period: Period, group: str = "") -> dict[Any, dict[str, Any]]:
     """{group key: {"first_response_seconds": {...}, "first_response_business_seconds": {...}, ...}}"""
     where, params = _where(period)
-    sql = STATS_SQL.format(group=f"{group}, " if group else "", table=ReportingEvent._meta.db_table, where=where)
+    sql = STATS_SQL.format(
+        group=f"{group}, " if group else "", table=ReportingEvent._meta.db_table, where=where
+    )
     out: dict[Any, dict[str, Any]] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -108,17 +114,26 @@ def _volume(period: Period, group: str = "") -> dict[Any, dict[str, int]]:
             f"SELECT {by} coalesce(sum(messages_in), 0), coalesce(sum(messages_out) FILTER (WHERE TRUE{out_filter}), 0),"
             f" coalesce(sum(tickets_opened), 0) FROM {DailyVolume._meta.db_table} WHERE {where}"
             + (f" GROUP BY {group}" if group else ""),
-            ([period.agent_id] if period.agent_id is not None else []) + params)
+            ([period.agent_id] if period.agent_id is not None else []) + params,
+        )
         for row in cursor.fetchall():
             key, (messages_in, messages_out, opened) = (row[0], row[1:]) if group else (None, row)
-            out[key] = {"conversations": 0, "tickets_opened": int(opened), "messages_in": int(messages_in),
-                        "messages_out": int(messages_out)}
+            out[key] = {
+                "conversations": 0,
+                "tickets_opened": int(opened),
+                "messages_in": int(messages_in),
+                "messages_out": int(messages_out),
+            }
         cursor.execute(
             f"SELECT {by} count(DISTINCT conversation_id) FROM {ConversationDay._meta.db_table} WHERE {where}"
-            + (f" GROUP BY {group}" if group else ""), params)
+            + (f" GROUP BY {group}" if group else ""),
+            params,
+        )
         for row in cursor.fetchall():
             key, distinct = (row[0], row[1]) if group else (None, row[0])
-            out.setdefault(key, {"conversations": 0, "tickets_opened": 0, "messages_in": 0, "messages_out": 0})
+            out.setdefault(
+                key, {"conversations": 0, "tickets_opened": 0, "messages_in": 0, "messages_out": 0}
+            )
             out[key]["conversations"] = int(distinct)
     return out
 
@@ -135,11 +150,15 @@ def _outcomes(period: Period, group: str = "") -> dict[Any, dict[str, Any]]:
             f" count(*) FILTER (WHERE name = 'window_expired')"
             f" FROM {ReportingEvent._meta.db_table} WHERE {where}"
             f" AND name IN ('resolution', 'sla', 'window_expired')" + (f" GROUP BY {group}" if group else ""),
-            params)
+            params,
+        )
         for row in cursor.fetchall():
             key, (resolved, met, breached, expired) = (row[0], row[1:]) if group else (None, row)
-            out[key] = {"resolved_tickets": int(resolved), "sla": {"met": int(met), "breached": int(breached)},
-                        "windows_expired_unanswered": int(expired)}
+            out[key] = {
+                "resolved_tickets": int(resolved),
+                "sla": {"met": int(met), "breached": int(breached)},
+                "windows_expired_unanswered": int(expired),
+            }
     return out
 
 
@@ -152,8 +171,13 @@ def _no_volume() -> dict[str, int]:
 
 
 def summary(period: Period, timezone_name: str) -> dict[str, Any]:
-    figures: dict[str, Any] = {"from": period.start.isoformat(), "to": period.end.isoformat(),
-                               "timezone": timezone_name, "agent": period.agent_id, "number": period.number_id}
+    figures: dict[str, Any] = {
+        "from": period.start.isoformat(),
+        "to": period.end.isoformat(),
+        "timezone": timezone_name,
+        "agent": period.agent_id,
+        "number": period.number_id,
+    }
     figures.update(_time_stats(period).get(None, _empty_times()))
     figures["chat_volume"] = _volume(period).get(None, _no_volume())
     figures.update(_outcomes(period).get(None, _no_outcomes()))
@@ -169,11 +193,22 @@ def timeseries(period: Period, interval: str, timezone_name: str) -> dict[str, A
     step = timedelta(days=1 if interval == "day" else 7)
     bucket = period.start if interval == "day" else period.start - timedelta(days=period.start.weekday())
     while bucket <= period.end:
-        buckets.append({"start": bucket.isoformat(), **times.get(bucket, _empty_times()),
-                        "chat_volume": volume.get(bucket, _no_volume()), **outcomes.get(bucket, _no_outcomes())})
+        buckets.append(
+            {
+                "start": bucket.isoformat(),
+                **times.get(bucket, _empty_times()),
+                "chat_volume": volume.get(bucket, _no_volume()),
+                **outcomes.get(bucket, _no_outcomes()),
+            }
+        )
         bucket += step
-    return {"from": period.start.isoformat(), "to": period.end.isoformat(), "timezone": timezone_name,
-            "interval": interval, "results": buckets}
+    return {
+        "from": period.start.isoformat(),
+        "to": period.end.isoformat(),
+        "timezone": timezone_name,
+        "interval": interval,
+        "results": buckets,
+    }
 
 
 def agents(period: Period, members: list[dict[str, Any]], timezone_name: str) -> dict[str, Any]:
@@ -181,14 +216,27 @@ def agents(period: Period, members: list[dict[str, Any]], timezone_name: str) ->
     times, outcomes = _time_stats(period, "agent_id"), _outcomes(period, "agent_id")
     where, params = _where(period, agent_column=None)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT agent_id, sum(messages_out) FROM {DailyVolume._meta.db_table} WHERE {where}"
-                       " AND agent_id <> 0 GROUP BY agent_id", params)
+        cursor.execute(
+            f"SELECT agent_id, sum(messages_out) FROM {DailyVolume._meta.db_table} WHERE {where}"
+            " AND agent_id <> 0 GROUP BY agent_id",
+            params,
+        )
         sent = {row[0]: int(row[1]) for row in cursor.fetchall()}
     rows = []
     for member in members:
         if period.agent_id is not None and member["id"] != period.agent_id:
             continue
-        rows.append({"agent": member, **times.get(member["id"], _empty_times()),
-                     "messages_out": sent.get(member["id"], 0), **outcomes.get(member["id"], _no_outcomes())})
-    return {"from": period.start.isoformat(), "to": period.end.isoformat(), "timezone": timezone_name,
-            "results": rows}
+        rows.append(
+            {
+                "agent": member,
+                **times.get(member["id"], _empty_times()),
+                "messages_out": sent.get(member["id"], 0),
+                **outcomes.get(member["id"], _no_outcomes()),
+            }
+        )
+    return {
+        "from": period.start.isoformat(),
+        "to": period.end.isoformat(),
+        "timezone": timezone_name,
+        "results": rows,
+    }

@@ -151,9 +151,7 @@ def check_update_support_settings(changes: dict[str, Any]) -> dict[str, Any]:
     with transaction.atomic():
         actions.ensure_defaults()
         if "timezone" in changes:
-            Tenant.objects.filter(schema_name=current_schema()).update(
-                timezone_name=changes["timezone"]
-            )
+            Tenant.objects.filter(schema_name=current_schema()).update(timezone_name=changes["timezone"])
         scalars = {key: changes[key] for key in (*SCALARS, "auto_assign") if key in changes}
         if scalars:
             SupportSettings.objects.filter(pk=SupportSettings.current().pk).update(**scalars)

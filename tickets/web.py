@@ -15,19 +15,34 @@ from helpdesk.tenancy.access import current_tenant
 from helpdesk.tenancy.models import Role, WhatsAppNumber
 
 
-def _page(request: HttpRequest, template: str, allowed: tuple[str, ...], strings: dict[str, str]) -> HttpResponse:
+def _page(
+    request: HttpRequest, template: str, allowed: tuple[str, ...], strings: dict[str, str]
+) -> HttpResponse:
     membership = request.membership  # type: ignore[attr-defined]
     if membership.role not in allowed:
         return HttpResponse(_("This page is for supervisors and admins."), status=403)
     tenant = current_tenant()
-    numbers = [{"id": n.pk, "display_number": n.display_number}
-               for n in WhatsAppNumber.objects.filter(tenant=tenant).order_by("pk")]
-    return render(request, template, {
-        "tenant": tenant, "membership": membership,
-        "page_config": json.dumps({"user": {"id": request.user.pk}, "role": membership.role,
-                                   "timezone": tenant.timezone_name if tenant else "UTC", "numbers": numbers}),
-        "page_strings": strings,
-    })
+    numbers = [
+        {"id": n.pk, "display_number": n.display_number}
+        for n in WhatsAppNumber.objects.filter(tenant=tenant).order_by("pk")
+    ]
+    return render(
+        request,
+        template,
+        {
+            "tenant": tenant,
+            "membership": membership,
+            "page_config": json.dumps(
+                {
+                    "user": {"id": request.user.pk},
+                    "role": membership.role,
+                    "timezone": tenant.timezone_name if tenant else "UTC",
+                    "numbers": numbers,
+                }
+            ),
+            "page_strings": strings,
+        },
+    )
 
 
 @ensure_csrf_cookie

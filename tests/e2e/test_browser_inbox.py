@@ -16,8 +16,14 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.conftest import ACME, PASSWORD, fresh_wa_id, payload, retarget
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LIVE = 15_000  # ms: webhook -> Celery worker -> event -> websocket -> page
 
 
@@ -60,8 +66,9 @@ def body_of(send: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.browser
-def test_a_customer_message_appears_live_and_the_reply_gets_its_tick(committed_db: None, live_stack: Any,
-                                                                       browser_page: Page) -> None:
+def test_a_customer_message_appears_live_and_the_reply_gets_its_tick(
+    committed_db: None, live_stack: Any, browser_page: Page
+) -> None:
     page = browser_page
     base_url = live_stack.base_url(ACME["domain"])
     wa_id = fresh_wa_id()
@@ -73,8 +80,9 @@ def test_a_customer_message_appears_live_and_the_reply_gets_its_tick(committed_d
     page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
 
     # When a new customer writes
-    response = live_stack.webhook(retarget(payload("inbound_text.json"), ACME, wa_id=wa_id, text=text),
-                                  ACME["secret"])
+    response = live_stack.webhook(
+        retarget(payload("inbound_text.json"), ACME, wa_id=wa_id, text=text), ACME["secret"]
+    )
     assert response.status_code == 200, response.text
 
     # Then the conversation appears at the top of the list, unread, without a reload
