@@ -292,3 +292,15 @@ def test_reading_a_conversation_sends_one_read_receipt_for_the_latest_message(
             "message_id": latest.wamid,
         }
         assert graph.calls[0].request.headers["Authorization"] == f"Bearer {ACME['token']}"
+
+
+def test_an_admin_can_keep_no_business_hours_at_all(db, restore_acme_timezone):
+    token = api_token("ada@acme.test")
+    response = patch_settings(token, {"business_hours": []})
+    assert response.status_code == 200
+    assert settings_of(token)["business_hours"] == []
+    with schema_context("acme"):
+        from tickets.actions import support_rules
+
+        forget_support_rules()
+        assert support_rules().calendar.weekly_hours == {}

@@ -70,23 +70,26 @@ _rules_cache: dict[str, tuple[float, SupportRules]] = {}
 
 
 def ensure_defaults() -> None:
-    """A new tenant's sensible defaults: Monday to Friday 08:00-17:00 and an SLA policy per priority."""
-    SupportSettings.current()
-    if not BusinessHours.objects.exists():
+    """A new tenant's sensible defaults, applied once, when its settings row is first made: Monday to Friday
+    08:00-17:00 and an SLA policy per priority. Afterwards the admin's choices stand, even no hours at all."""
+    if SupportSettings.objects.exists():
+        return
+    with transaction.atomic():
+        SupportSettings.current()
         BusinessHours.objects.bulk_create(
             BusinessHours(weekday=day, opens=opens, closes=closes)
             for day, intervals in DEFAULT_HOURS.items()
             for opens, closes in intervals
         )
-    for priority, (first, following, resolution) in DEFAULT_SLA.items():
-        SLAPolicy.objects.get_or_create(
-            priority=priority,
-            defaults={
-                "first_response_seconds": first,
-                "next_response_seconds": following,
-                "resolution_seconds": resolution,
-            },
-        )
+        for priority, (first, following, resolution) in DEFAULT_SLA.items():
+            SLAPolicy.objects.get_or_create(
+                priority=priority,
+                defaults={
+                    "first_response_seconds": first,
+                    "next_response_seconds": following,
+                    "resolution_seconds": resolution,
+                },
+            )
 
 
 def support_rules() -> SupportRules:
