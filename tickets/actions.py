@@ -123,6 +123,9 @@ def forget_support_rules() -> None:
 # ------------------------------------------------------------------ counting
 
 
+COUNTERS = ("messages_in", "messages_out", "tickets_opened", "sla_met", "sla_breached", "windows_expired")
+
+
 def _count(day: Any, number_id: int, agent_id: int, field: str) -> None:
     """Add one to a daily counter (an upsert: safe under concurrent workers)."""
     updated = DailyVolume.objects.filter(day=day, number_id=number_id, agent_id=agent_id).update(
@@ -131,8 +134,9 @@ def _count(day: Any, number_id: int, agent_id: int, field: str) -> None:
     if not updated:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {DailyVolume._meta.db_table} (day, number_id, agent_id, messages_in, messages_out, "  # noqa: S608
-                f"tickets_opened) VALUES (%s, %s, %s, 0, 0, 0) ON CONFLICT (day, number_id, agent_id) DO NOTHING",
+                f"INSERT INTO {DailyVolume._meta.db_table} (day, number_id, agent_id, {', '.join(COUNTERS)}) "  # noqa: S608
+                f"VALUES (%s, %s, %s, {', '.join('0' for _ in COUNTERS)}) "
+                "ON CONFLICT (day, number_id, agent_id) DO NOTHING",
                 [day, number_id, agent_id],
             )
         DailyVolume.objects.filter(day=day, number_id=number_id, agent_id=agent_id).update(
@@ -174,6 +178,9 @@ def _sla_outcome(
     agent_id: int | None,
 ) -> None:
     _measure(rules, "sla", ticket, start, end, agent_id, sla_kind=kind, sla_met=met)
+    _count(
+        rules.calendar.local_date(end), ticket.number_id, agent_id or 0, "sla_met" if met else "sla_breached"
+    )
 
 
 def record_window_expired(rules: SupportRules, ticket: Ticket, window_end: datetime) -> bool:
@@ -185,6 +192,9 @@ def record_window_expired(rules: SupportRules, ticket: Ticket, window_end: datet
     ):
         return False
     _measure(rules, "window_expired", ticket, ticket.waiting_since, window_end, ticket.assignee_id)
+    _count(
+        rules.calendar.local_date(window_end), ticket.number_id, ticket.assignee_id or 0, "windows_expired"
+    )
     ticket.window_expired_for = window_end
     return True
 

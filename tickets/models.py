@@ -186,6 +186,10 @@ class DailyVolume(models.Model):
     messages_in = models.PositiveIntegerField(default=0)
     messages_out = models.PositiveIntegerField(default=0)
     tickets_opened = models.PositiveIntegerField(default=0)
+    # Outcomes, by the agent they are attributed to (as their ReportingEvent rows): daily sums read in one scan.
+    sla_met = models.PositiveIntegerField(default=0)
+    sla_breached = models.PositiveIntegerField(default=0)
+    windows_expired = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "number", "agent_id"], name="daily_volume_key")]

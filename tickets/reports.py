@@ -139,26 +139,30 @@ def _volume(period: Period, group: str = "") -> dict[Any, dict[str, int]]:
 
 
 def _outcomes(period: Period, group: str = "") -> dict[Any, dict[str, Any]]:
+    """Resolved tickets (distinct, from the resolution rows) and the SLA / window counters of DailyVolume."""
     where, params = _where(period)
     by = f"{group}, " if group else ""
+    grouping = f" GROUP BY {group}" if group else ""
     out: dict[Any, dict[str, Any]] = {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {by} count(DISTINCT ticket_id) FILTER (WHERE name = 'resolution'),"
-            f" count(*) FILTER (WHERE name = 'sla' AND sla_met),"
-            f" count(*) FILTER (WHERE name = 'sla' AND NOT sla_met),"
-            f" count(*) FILTER (WHERE name = 'window_expired')"
-            f" FROM {ReportingEvent._meta.db_table} WHERE {where}"
-            f" AND name IN ('resolution', 'sla', 'window_expired')" + (f" GROUP BY {group}" if group else ""),
+            f"SELECT {by} coalesce(sum(sla_met), 0), coalesce(sum(sla_breached), 0), coalesce(sum(windows_expired), 0)"
+            f" FROM {DailyVolume._meta.db_table} WHERE {where}{grouping}",
             params,
         )
         for row in cursor.fetchall():
-            key, (resolved, met, breached, expired) = (row[0], row[1:]) if group else (None, row)
-            out[key] = {
-                "resolved_tickets": int(resolved),
-                "sla": {"met": int(met), "breached": int(breached)},
-                "windows_expired_unanswered": int(expired),
-            }
+            key, (met, breached, expired) = (row[0], row[1:]) if group else (None, row)
+            out[key] = _no_outcomes()
+            out[key]["sla"] = {"met": int(met), "breached": int(breached)}
+            out[key]["windows_expired_unanswered"] = int(expired)
+        cursor.execute(
+            f"SELECT {by} count(DISTINCT ticket_id) FROM {ReportingEvent._meta.db_table}"
+            f" WHERE {where} AND name = 'resolution'{grouping}",
+            params,
+        )
+        for row in cursor.fetchall():
+            key, resolved = (row[0], row[1]) if group else (None, row[0])
+            out.setdefault(key, _no_outcomes())["resolved_tickets"] = int(resolved)
     return out
 
 

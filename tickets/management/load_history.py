@@ -494,25 +494,18 @@ class WriteBehind:
             return
         rows = sorted(self.counts.items())
         self.counts = {}
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+        from tickets.actions import COUNTERS
+
+        values = ", ".join(["(" + ", ".join(["%s"] * (3 + len(COUNTERS))) + ")"] * len(rows))
         params: list[Any] = []
         for (day, number_id, agent_id), added in rows:
-            params += [
-                day,
-                number_id,
-                agent_id,
-                added.get("messages_in", 0),
-                added.get("messages_out", 0),
-                added.get("tickets_opened", 0),
-            ]
+            params += [day, number_id, agent_id, *(added.get(counter, 0) for counter in COUNTERS)]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {DailyVolume._meta.db_table} AS v "  # noqa: S608
-                f"(day, number_id, agent_id, messages_in, messages_out, tickets_opened) "
+                f"(day, number_id, agent_id, {', '.join(COUNTERS)}) "
                 f"VALUES {values} ON CONFLICT (day, number_id, agent_id) DO UPDATE SET "
-                "messages_in = v.messages_in + excluded.messages_in, "
-                "messages_out = v.messages_out + excluded.messages_out, "
-                "tickets_opened = v.tickets_opened + excluded.tickets_opened",
+                + ", ".join(f"{counter} = v.{counter} + excluded.{counter}" for counter in COUNTERS),
                 params,
             )
 
