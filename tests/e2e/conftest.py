@@ -18,10 +18,20 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from playwright.sync_api import Page, sync_playwright
 
 from tests.conftest import ACME, sign
 
 PROJECT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class FakeGraph:
@@ -181,3 +191,27 @@ def live_stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) 
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
         graph.server.shutdown()
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Page]:
+    """A fresh page in headless Chromium. A browser that cannot start fails the test: it never skips."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"Chromium is missing at {CHROMIUM} (apt-get install -y chromium)")
+    playwright = sync_playwright().start()
+    try:
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except Exception as error:  # any launch problem fails the test
+            pytest.fail(f"Chromium at {CHROMIUM} did not start: {error}")
+        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        yield page
+        assert errors == [], f"JavaScript errors on the page: {errors}"
+        context.close()
+        browser.close()
+    finally:
+        playwright.stop()

@@ -4,52 +4,17 @@ an agent is refused; an admin changes the reopen window and it is stored."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.conftest import ACME, PASSWORD, fresh_wa_id, payload, retarget
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LIVE = 15_000  # ms
-
-
-@pytest.fixture
-def browser_page() -> Iterator[Page]:
-    """A fresh page in headless Chromium. A browser that cannot start fails the test: it never skips."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"Chromium is missing at {CHROMIUM} (apt-get install -y chromium)")
-    playwright = sync_playwright().start()
-    try:
-        try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except Exception as error:  # any launch problem fails the test
-            pytest.fail(f"Chromium at {CHROMIUM} did not start: {error}")
-        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        yield page
-        assert errors == [], f"JavaScript errors on the page: {errors}"
-        context.close()
-        browser.close()
-    finally:
-        playwright.stop()
 
 
 class Api:
