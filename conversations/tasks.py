@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
 from conversations import actions, graph_api, webhooks
-from conversations.models import Direction, Message, MessageStatus
+from conversations.models import Direction, Message, MessageStatus, PendingStatus
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,21 @@ def send_read_receipt(schema_name: str, message_id: int) -> None:
             graph_api.mark_read(message.conversation.number, message.wamid)
         except graph_api.GraphAPIError as error:
             log.info("read receipt for %s not sent: %s", message.wamid, error)
+
+
+PENDING_STATUS_DAYS = 7
+
+
+@shared_task(ignore_result=True)
+def sweep_pending_statuses() -> int:
+    """Beat, hourly: statuses for wamids that never became ours (another app on the same number) are kept a
+    week for a late send answer, then dropped."""
+    cutoff = timezone.now() - timedelta(days=PENDING_STATUS_DAYS)
+    dropped = 0
+    for tenant in get_tenant_model().objects.exclude(schema_name="public"):
+        with schema_context(tenant.schema_name):
+            dropped += PendingStatus.objects.filter(received_at__lt=cutoff).delete()[0]
+    return dropped
 
 
 @shared_task(ignore_result=True)

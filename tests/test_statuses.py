@@ -319,3 +319,36 @@ def test_a_status_that_overtakes_the_send_answer_is_applied_when_the_wamid_is_st
         assert not PendingStatus.objects.filter(wamid=wamid).exists()
     assert state(reply)["status"] == "delivered"
     assert state(reply)["delivered_at"] == at(NOW + 5)
+
+
+def test_statuses_for_wamids_that_never_became_ours_are_dropped_after_a_week(
+    db, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from conversations.models import PendingStatus
+    from conversations.tasks import sweep_pending_statuses
+
+    # given two statuses for unknown wamids, one received eight days ago
+    deliver(
+        django_capture_on_commit_callbacks,
+        status_webhook("status_delivered.json", "wamid.OLD" + secrets.token_hex(6), NOW),
+    )
+    deliver(
+        django_capture_on_commit_callbacks,
+        status_webhook("status_delivered.json", "wamid.NEW" + secrets.token_hex(6), NOW),
+    )
+    with schema_context("acme"):
+        old, new = PendingStatus.objects.order_by("-pk")[1], PendingStatus.objects.order_by("-pk")[0]
+        PendingStatus.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=8))
+
+    # when the hourly sweep runs
+    dropped = sweep_pending_statuses()
+
+    # then only the old one is gone
+    assert dropped >= 1
+    with schema_context("acme"):
+        assert not PendingStatus.objects.filter(pk=old.pk).exists()
+        assert PendingStatus.objects.filter(pk=new.pk).exists()
