@@ -4,11 +4,12 @@ is raised once; breaches and unanswered window expiries are recorded for reports
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+
+from django.db.models import F, Q
 
 from conversations.events import record_event
-from conversations.models import Conversation
 from tickets import actions
 from tickets.models import Ticket, TicketStatus
 from tickets.serializers import ticket_data
@@ -16,108 +17,111 @@ from tickets.serializers import ticket_data
 ACTIVE = (TicketStatus.OPEN, TicketStatus.PENDING)
 
 
-def _warn(kind: str, ticket: Ticket, due_at: datetime | None, passed: bool) -> None:
-    record_event(
-        "sla.breached" if passed else "sla.warning",
-        warning={
-            "kind": kind,
-            "due_at": due_at.isoformat() if due_at else None,
-            "passed": passed,
-            "ticket_id": ticket.pk,
-            "conversation_id": ticket.conversation_id,
-        },
-        ticket=ticket_data(ticket),
-    )
+Notify = Callable[[str, Ticket, datetime | None, bool], None]
 
 
 def raise_due_warnings(now: datetime) -> int:
+    """The periodic check of the current tenant: every active ticket with something due at `now`."""
     rules = actions.support_rules()
+    warn_before = timedelta(minutes=rules.settings.window_warning_minutes)
+    due = (
+        Q(response_warn_at__lte=now, response_warned_at__isnull=True, waiting_since__isnull=False)
+        | Q(response_due_at__lte=now, response_breached_at__isnull=True, waiting_since__isnull=False)
+        | Q(resolution_warn_at__lte=now, resolution_warned_at__isnull=True)
+        | Q(resolution_due_at__lte=now, resolution_breached_at__isnull=True)
+        | Q(
+            waiting_since__isnull=False,
+            conversation__current_ticket=F("pk"),
+            conversation__window_expires_at__lte=now + warn_before,
+        )
+    )
+    # of=("self",): the nullable joins cannot be locked (PostgreSQL refuses FOR UPDATE on them).
+    tickets = (
+        Ticket.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("assignee", "conversation")
+        .filter(due, status__in=ACTIVE)
+        .order_by("pk")
+    )
     raised = 0
-    # of=("self",): the nullable assignee join cannot be locked (PostgreSQL refuses FOR UPDATE on it).
-    locked = Ticket.objects.select_for_update(skip_locked=True, of=("self",)).select_related("assignee")
-    waiting = locked.filter(status__in=ACTIVE, waiting_since__isnull=False)
-    for ticket in waiting.filter(response_warn_at__lte=now, response_warned_at__isnull=True):
-        ticket.response_warned_at = now
-        ticket.save(update_fields=["response_warned_at"])
-        _warn(
-            "first_response" if ticket.awaiting_first_response else "next_response",
-            ticket,
-            ticket.response_due_at,
-            passed=False,
-        )
-        raised += 1
-    for ticket in waiting.filter(response_due_at__lte=now, response_breached_at__isnull=True):
+    for ticket in tickets:
+        window_end = ticket.conversation.window_expires_at
+        if ticket.conversation.current_ticket_id != ticket.pk:
+            window_end = None
+        raised += sweep_ticket(rules, ticket, window_end, now, notify=_frame)
+    return raised
+
+
+def sweep_ticket(
+    rules: actions.SupportRules,
+    ticket: Ticket,
+    window_end: datetime | None,
+    now: datetime,
+    notify: Notify | None = None,
+) -> int:
+    """What is due for one ticket at `now`: each warning once, each breach once (recorded at its deadline),
+    and the 24-hour window of its conversation (`window_end`, for the conversation's current ticket)."""
+    if ticket.status not in ACTIVE:
+        return 0
+    notices: list[tuple[str, datetime | None, bool]] = []
+    fields: list[str] = []
+    if ticket.waiting_since is not None:
         kind = "first_response" if ticket.awaiting_first_response else "next_response"
-        actions._sla_outcome(
-            rules,
-            kind,
-            ticket,
-            ticket.waiting_since,  # type: ignore[arg-type]  # the query filtered on both
-            ticket.response_due_at,  # type: ignore[arg-type]
-            False,
-            ticket.assignee_id,
-        )
-        ticket.response_breached_at = now
-        ticket.save(update_fields=["response_breached_at"])
-        _warn(kind, ticket, ticket.response_due_at, passed=True)
-        raised += 1
-    active = locked.filter(status__in=ACTIVE)
-    for ticket in active.filter(resolution_warn_at__lte=now, resolution_warned_at__isnull=True):
+        if ticket.response_warn_at and ticket.response_warn_at <= now and ticket.response_warned_at is None:
+            ticket.response_warned_at = now
+            fields.append("response_warned_at")
+            notices.append((kind, ticket.response_due_at, False))
+        if ticket.response_due_at and ticket.response_due_at <= now and ticket.response_breached_at is None:
+            actions._sla_outcome(
+                rules, kind, ticket, ticket.waiting_since, ticket.response_due_at, False, ticket.assignee_id
+            )
+            ticket.response_breached_at = now
+            fields.append("response_breached_at")
+            notices.append((kind, ticket.response_due_at, True))
+    if ticket.resolution_warn_at and ticket.resolution_warn_at <= now and ticket.resolution_warned_at is None:
         ticket.resolution_warned_at = now
-        ticket.save(update_fields=["resolution_warned_at"])
-        _warn("resolution", ticket, ticket.resolution_due_at, passed=False)
-        raised += 1
-    for ticket in active.filter(resolution_due_at__lte=now, resolution_breached_at__isnull=True):
+        fields.append("resolution_warned_at")
+        notices.append(("resolution", ticket.resolution_due_at, False))
+    if ticket.resolution_due_at and ticket.resolution_due_at <= now and ticket.resolution_breached_at is None:
         actions._sla_outcome(
             rules,
             "resolution",
             ticket,
             ticket.cycle_started_at,
-            ticket.resolution_due_at,  # type: ignore[arg-type]
+            ticket.resolution_due_at,
             False,
             ticket.assignee_id,
         )
         ticket.resolution_breached_at = now
-        ticket.save(update_fields=["resolution_breached_at"])
-        _warn("resolution", ticket, ticket.resolution_due_at, passed=True)
-        raised += 1
-    raised += _window_deadlines(rules, now)
-    return raised
-
-
-def _window_deadlines(rules: Any, now: datetime) -> int:
-    raised = 0
+        fields.append("resolution_breached_at")
+        notices.append(("resolution", ticket.resolution_due_at, True))
     warn_before = timedelta(minutes=rules.settings.window_warning_minutes)
-    conversations = Conversation.objects.select_related("current_ticket").filter(
-        current_ticket__status__in=ACTIVE,
-        current_ticket__waiting_since__isnull=False,
-        window_expires_at__isnull=False,
-        window_expires_at__lte=now + warn_before,
-    )
-    for conversation in conversations:
-        assert conversation.current_ticket_id is not None  # the query filtered on the current ticket
-        ticket = Ticket.objects.select_for_update().get(pk=conversation.current_ticket_id)
-        window_end = conversation.window_expires_at
-        assert window_end is not None
+    if ticket.waiting_since is not None and window_end is not None and window_end <= now + warn_before:
         if window_end <= now:
             if actions.record_window_expired(rules, ticket, window_end):
-                ticket.save(update_fields=["window_expired_for"])
-                _window_frame(ticket, window_end, passed=True)
-                raised += 1
+                fields.append("window_expired_for")
+                notices.append(("window", window_end, True))
         elif ticket.window_warned_for != window_end:
             ticket.window_warned_for = window_end
-            ticket.save(update_fields=["window_warned_for"])
-            _window_frame(ticket, window_end, passed=False)
-            raised += 1
-    return raised
+            fields.append("window_warned_for")
+            notices.append(("window", window_end, False))
+    if fields:
+        ticket.save(update_fields=fields)
+    for kind, due_at, passed in notices if notify else ():
+        notify(kind, ticket, due_at, passed)  # type: ignore[misc]
+    return len(notices)
 
 
-def _window_frame(ticket: Ticket, window_end: datetime, passed: bool) -> None:
+def _frame(kind: str, ticket: Ticket, due_at: datetime | None, passed: bool) -> None:
+    """The live frame of one notice: sla.warning / sla.breached / window.warning / window.expired."""
+    if kind == "window":
+        event = "window.expired" if passed else "window.warning"
+    else:
+        event = "sla.breached" if passed else "sla.warning"
     record_event(
-        "window.expired" if passed else "window.warning",
+        event,
         warning={
-            "kind": "window",
-            "due_at": window_end.isoformat(),
+            "kind": kind,
+            "due_at": due_at.isoformat() if due_at else None,
             "passed": passed,
             "ticket_id": ticket.pk,
             "conversation_id": ticket.conversation_id,

@@ -13,7 +13,8 @@
       as `do_queue_outbound` does (which cannot take a time: it stamps now);
     - resolutions and priority changes: `tickets.actions.do_update_ticket(..., now=...)`;
     - the per-minute deadline sweep (`tickets.deadlines.raise_due_warnings`), replayed for the conversation's
-      ticket at the minute ticks where one of its deadlines falls: `Runner._sweep_ticket` mirrors it for one
+      ticket at the minute ticks where one of its deadlines falls: `Runner._sweep_ticket` calls
+      `tickets.deadlines.sweep_ticket` for one
       ticket and records through `tickets.actions._sla_outcome` / `record_window_expired`.
   The default (fast) mode runs the same tickets.actions code with its storage written behind per chunk of
   customers (`written_behind`); `--exact` writes every row as the actions run. bench/check_seed_modes.py
@@ -951,68 +952,6 @@ class Runner:
             self._sweep_ticket(ticket, window_end, now)
 
     def _sweep_ticket(self, ticket: Any, window_end: datetime | None, now: datetime) -> None:
-        from tickets import actions as ticket_actions
+        from tickets import deadlines
 
-        rules = self.rules
-        fields: list[str] = []
-        if ticket.waiting_since is not None:
-            if (
-                ticket.response_warn_at
-                and ticket.response_warn_at <= now
-                and ticket.response_warned_at is None
-            ):
-                ticket.response_warned_at = now
-                fields.append("response_warned_at")
-            if (
-                ticket.response_due_at
-                and ticket.response_due_at <= now
-                and ticket.response_breached_at is None
-            ):
-                kind = "first_response" if ticket.awaiting_first_response else "next_response"
-                ticket_actions._sla_outcome(
-                    rules,
-                    kind,
-                    ticket,
-                    ticket.waiting_since,
-                    ticket.response_due_at,
-                    False,
-                    ticket.assignee_id,
-                )
-                ticket.response_breached_at = now
-                fields.append("response_breached_at")
-        if (
-            ticket.resolution_warn_at
-            and ticket.resolution_warn_at <= now
-            and ticket.resolution_warned_at is None
-        ):
-            ticket.resolution_warned_at = now
-            fields.append("resolution_warned_at")
-        if (
-            ticket.resolution_due_at
-            and ticket.resolution_due_at <= now
-            and ticket.resolution_breached_at is None
-        ):
-            ticket_actions._sla_outcome(
-                rules,
-                "resolution",
-                ticket,
-                ticket.cycle_started_at,
-                ticket.resolution_due_at,
-                False,
-                ticket.assignee_id,
-            )
-            ticket.resolution_breached_at = now
-            fields.append("resolution_breached_at")
-        if (
-            ticket.waiting_since is not None
-            and window_end is not None
-            and window_end <= now + self.warn_before
-        ):
-            if window_end <= now:
-                if ticket_actions.record_window_expired(rules, ticket, window_end):
-                    fields.append("window_expired_for")
-            elif ticket.window_warned_for != window_end:
-                ticket.window_warned_for = window_end
-                fields.append("window_warned_for")
-        if fields:
-            ticket.save(update_fields=fields)
+        deadlines.sweep_ticket(self.rules, ticket, window_end, now)  # no notify: history has no live frames
