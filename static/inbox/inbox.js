@@ -32,33 +32,16 @@
 
   // ------------------------------------------------------------------ helpers
 
-  function t(key, params) {
-    let text = Object.prototype.hasOwnProperty.call(STRINGS, key) ? STRINGS[key] : key;
-    if (params) text = text.replace(/%\((\w+)\)s/g, (whole, name) => (name in params ? String(params[name]) : whole));
-    return text;
-  }
+  const UI = window.HelpdeskUI;
+  const t = UI.translator(STRINGS);
+  const { $, el, SVG_NS } = UI;
+  const { request } = UI.api(t, {
+    codes: { window_closed: "error_window_closed" }, // the server's text, translated
+    onResponse: (response, data) => {
+      if (response.status === 401 || (response.status === 403 && isAuthProblem(data))) showSessionEnded();
+    },
+  });
 
-  const $ = (selector, scope) => (scope || document).querySelector(selector);
-
-  /** el("div", {class: "x", dataset: {id: 1}, text: "hi"}, child, ...): a DOM element; text goes in as text. */
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "dataset") Object.assign(node.dataset, value);
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  const SVG_NS = "http://www.w3.org/2000/svg";
   const ICONS = {
     // 16x16 viewBox paths (static markup of ours, built with createElementNS)
     clock: ["M8 1.5a6.5 6.5 0 1 0 0 13 6.5 6.5 0 0 0 0-13zm0 1.5a5 5 0 1 1 0 10A5 5 0 0 1 8 3zm-.75 1.75v3.56l2.72 1.63.77-1.28-1.99-1.2V4.75z"],
@@ -92,63 +75,11 @@
     return svg;
   }
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
   /** An absolute `next`/`previous` link from the API, as a same-origin path (keeps http/https right). */
   function pathOf(link) {
     if (!link) return null;
     const url = new URL(link, location.href);
     return url.pathname + url.search;
-  }
-
-  class ApiError extends Error {
-    constructor(status, data) {
-      super(messageOf(status, data));
-      this.status = status;
-      this.data = data;
-    }
-  }
-
-  function messageOf(status, data) {
-    if (status === 0) return t("error_network");
-    if (data && typeof data === "object") {
-      if (data.code === "window_closed") return t("error_window_closed"); // the server's text, translated
-      if (typeof data.detail === "string" && data.detail) return data.detail;
-      for (const value of Object.values(data)) {
-        if (Array.isArray(value) && value.length && typeof value[0] === "string") return value[0];
-        if (typeof value === "string" && value) return value;
-      }
-    }
-    return t("error_http", { status });
-  }
-
-  async function request(method, url, { json, form } = {}) {
-    const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") options.headers["X-CSRFToken"] = csrfToken();
-    if (json !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(json);
-    } else if (form !== undefined) {
-      options.body = new URLSearchParams(form);
-    }
-    let response;
-    try {
-      response = await fetch(url, options);
-    } catch (error) {
-      throw new ApiError(0, null);
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (error) {
-      data = null;
-    }
-    if (response.status === 401 || (response.status === 403 && isAuthProblem(data))) showSessionEnded();
-    if (!response.ok) throw new ApiError(response.status, data);
-    return data;
   }
 
   function isAuthProblem(data) {

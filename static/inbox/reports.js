@@ -13,83 +13,15 @@
   const LANG = document.documentElement.lang || "en";
   const API = "/api/v1/reports";
   const TZ = CONFIG.timezone || "UTC";
-  const SVG_NS = "http://www.w3.org/2000/svg";
   const TIMES = ["first_response", "response", "resolution"];
 
   // ------------------------------------------------------------------ helpers
 
-  function t(key, params) {
-    let text = Object.prototype.hasOwnProperty.call(STRINGS, key) ? STRINGS[key] : key;
-    if (params) text = text.replace(/%\((\w+)\)s/g, (whole, name) => (name in params ? String(params[name]) : whole));
-    return text;
-  }
-
-  const $ = (selector, scope) => (scope || document).querySelector(selector);
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    setAttrs(node, attrs);
-    for (const child of children) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  function svg(tag, attrs, ...children) {
-    const node = document.createElementNS(SVG_NS, tag);
-    setAttrs(node, attrs);
-    for (const child of children) if (child) node.append(child);
-    return node;
-  }
-
-  function setAttrs(node, attrs) {
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.setAttribute("class", value);
-      else if (key === "text") node.textContent = value;
-      else if (key === "dataset") Object.assign(node.dataset, value);
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-  }
-
-  class ApiError extends Error {
-    constructor(status, data) {
-      super(messageOf(status, data));
-      this.status = status;
-    }
-  }
-
-  function messageOf(status, data) {
-    if (status === 0) return t("error_network");
-    if (data && typeof data === "object") {
-      if (typeof data.detail === "string" && data.detail) return data.detail;
-      for (const value of Object.values(data)) {
-        if (Array.isArray(value) && value.length && typeof value[0] === "string") return value[0];
-        if (typeof value === "string" && value) return value;
-      }
-    }
-    return t("error_http", { status });
-  }
-
-  async function getJSON(url, signal) {
-    let response;
-    try {
-      response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal });
-    } catch (error) {
-      if (error.name === "AbortError") throw error;
-      throw new ApiError(0, null);
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (error) {
-      data = null;
-    }
-    if (!response.ok) throw new ApiError(response.status, data);
-    return data;
-  }
+  const UI = window.HelpdeskUI;
+  const t = UI.translator(STRINGS);
+  const { $, el, svg, setLanguageSwitch } = UI;
+  const { request } = UI.api(t);
+  const getJSON = (url, signal) => request("GET", url, { signal });
 
   const numberFormat = new Intl.NumberFormat(LANG);
   const percentFormat = new Intl.NumberFormat(LANG, { style: "percent", maximumFractionDigits: 1 });
@@ -137,16 +69,6 @@
 
   const isDay = (value) => /^\d{4}-\d{2}-\d{2}$/.test(value || "") && !Number.isNaN(Date.parse(value + "T00:00:00Z"));
   const utcDate = (day) => new Date(day + "T00:00:00Z");
-
-  function setLanguageSwitch() {
-    const form = $("[data-testid=language-form]");
-    const select = $("[data-testid=language-select]");
-    if (!form || !select) return;
-    select.addEventListener("change", () => {
-      form.elements.next.value = location.pathname + location.search + location.hash;
-      form.submit();
-    });
-  }
 
   // ------------------------------------------------------------------ state
 

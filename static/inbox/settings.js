@@ -20,77 +20,11 @@
 
   // ------------------------------------------------------------------ helpers
 
-  function t(key, params) {
-    let text = Object.prototype.hasOwnProperty.call(STRINGS, key) ? STRINGS[key] : key;
-    if (params) text = text.replace(/%\((\w+)\)s/g, (whole, name) => (name in params ? String(params[name]) : whole));
-    return text;
-  }
-
-  const $ = (selector, scope) => (scope || document).querySelector(selector);
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "dataset") Object.assign(node.dataset, value);
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
-  class ApiError extends Error {
-    constructor(status, data) {
-      super(messageOf(status, data));
-      this.status = status;
-    }
-  }
-
-  function messageOf(status, data) {
-    if (status === 0) return t("error_network");
-    if (data && typeof data === "object") {
-      if (typeof data.detail === "string" && data.detail) return data.detail;
-      for (const value of Object.values(data)) {
-        if (Array.isArray(value) && value.length && typeof value[0] === "string") return value[0];
-        if (typeof value === "string" && value) return value;
-      }
-    }
-    return t("error_http", { status });
-  }
-
-  async function request(method, json) {
-    const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") {
-      options.headers["X-CSRFToken"] = csrfToken();
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(json);
-    }
-    let response;
-    try {
-      response = await fetch(URL_, options);
-    } catch (error) {
-      throw new ApiError(0, null);
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (error) {
-      data = null;
-    }
-    if (!response.ok) throw new ApiError(response.status, data);
-    return data;
-  }
+  const UI = window.HelpdeskUI;
+  const t = UI.translator(STRINGS);
+  const { $, el, setLanguageSwitch } = UI;
+  const api = UI.api(t);
+  const request = (method, json) => api.request(method, URL_, { json });
 
   const weekdayNames = (() => {
     // 2024-01-01 was a Monday.
@@ -118,16 +52,6 @@
     } catch (error) {
       return "";
     }
-  }
-
-  function setLanguageSwitch() {
-    const form = $("[data-testid=language-form]");
-    const select = $("[data-testid=language-select]");
-    if (!form || !select) return;
-    select.addEventListener("change", () => {
-      form.elements.next.value = location.pathname + location.search + location.hash;
-      form.submit();
-    });
   }
 
   // ------------------------------------------------------------------ state

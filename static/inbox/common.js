@@ -1,0 +1,132 @@
+/* Helpers shared by the helpdesk pages (inbox.js, reports.js, settings.js), as one global: window.HelpdeskUI.
+ * Load it before the page's own script. No build step, no dependencies.
+ * Data is only ever put in the page with textContent / attributes, never as HTML.
+ */
+"use strict";
+
+(() => {
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  /** translator(STRINGS) -> t(key, params): the page's text for `key` (or the key itself), %(name)s filled in. */
+  function translator(strings) {
+    return function t(key, params) {
+      let text = Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : key;
+      if (params) text = text.replace(/%\((\w+)\)s/g, (whole, name) => (name in params ? String(params[name]) : whole));
+      return text;
+    };
+  }
+
+  const $ = (selector, scope) => (scope || document).querySelector(selector);
+
+  /** Attributes for el() and svg(): class, text (as text), dataset, on<event> listeners, others as attributes. */
+  function setAttrs(node, attrs) {
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.setAttribute("class", value); // works for SVG elements too
+      else if (key === "text") node.textContent = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+
+  /** el("div", {class: "x", dataset: {id: 1}, text: "hi"}, child, ...): a DOM element; text goes in as text. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    setAttrs(node, attrs);
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  /** svg("line", {x1: 0, ...}, child, ...): an SVG element, attributes as for el(). */
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    setAttrs(node, attrs);
+    for (const child of children) if (child) node.append(child);
+    return node;
+  }
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  /**
+   * api(t, {codes, onResponse}) -> {ApiError, messageOf, request} for the JSON API.
+   *  - codes: {errorCode: stringKey}: an answer whose `code` is listed gets that (translated) message.
+   *  - onResponse(response, data): called with every answer that arrived, before a refusal is thrown.
+   * request(method, url, {json, form, signal}) sends the CSRF token on anything but GET, a JSON body for `json`
+   * or a form body for `form`, and resolves to the decoded answer; refusals and network errors throw ApiError
+   * (status 0: no answer). An abort through `signal` rethrows the AbortError as it is.
+   */
+  function api(t, { codes = {}, onResponse } = {}) {
+    function messageOf(status, data) {
+      if (status === 0) return t("error_network");
+      if (data && typeof data === "object") {
+        if (typeof data.code === "string" && Object.prototype.hasOwnProperty.call(codes, data.code)) {
+          return t(codes[data.code]); // the server's text, translated
+        }
+        if (typeof data.detail === "string" && data.detail) return data.detail;
+        for (const value of Object.values(data)) {
+          if (Array.isArray(value) && value.length && typeof value[0] === "string") return value[0];
+          if (typeof value === "string" && value) return value;
+        }
+      }
+      return t("error_http", { status });
+    }
+
+    class ApiError extends Error {
+      constructor(status, data) {
+        super(messageOf(status, data));
+        this.status = status;
+        this.data = data;
+      }
+    }
+
+    async function request(method, url, { json, form, signal } = {}) {
+      const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+      if (signal) options.signal = signal;
+      if (method !== "GET") options.headers["X-CSRFToken"] = csrfToken();
+      if (json !== undefined) {
+        options.headers["Content-Type"] = "application/json";
+        options.body = JSON.stringify(json);
+      } else if (form !== undefined) {
+        options.body = new URLSearchParams(form);
+      }
+      let response;
+      try {
+        response = await fetch(url, options);
+      } catch (error) {
+        if (signal && error.name === "AbortError") throw error;
+        throw new ApiError(0, null);
+      }
+      let data = null;
+      try {
+        data = await response.json();
+      } catch (error) {
+        data = null;
+      }
+      if (onResponse) onResponse(response, data);
+      if (!response.ok) throw new ApiError(response.status, data);
+      return data;
+    }
+
+    return { ApiError, messageOf, request };
+  }
+
+  /** The header's language picker: a change submits its form, coming back to this very address. */
+  function setLanguageSwitch() {
+    const form = $("[data-testid=language-form]");
+    const select = $("[data-testid=language-select]");
+    if (!form || !select) return;
+    select.addEventListener("change", () => {
+      form.elements.next.value = location.pathname + location.search + location.hash;
+      form.submit();
+    });
+  }
+
+  window.HelpdeskUI = Object.freeze({ SVG_NS, translator, $, setAttrs, el, svg, csrfToken, api, setLanguageSwitch });
+})();
