@@ -275,11 +275,13 @@ def do_queue_outbound(
     content: dict[str, Any],
     sender_kind: str,
     sender: User | None = None,
+    at: datetime | None = None,
 ) -> Message:
-    """Store an outbound message as `queued`; after commit a Celery task sends it through the Graph API."""
+    """Store an outbound message as `queued`; after commit a Celery task sends it through the Graph API.
+    `at` is the moment it was written (default now; tests of history pass it)."""
     from conversations.tasks import send_message
 
-    now = timezone.now()
+    now = at or timezone.now()
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         message = Message.objects.create(

@@ -75,21 +75,16 @@ def customer(number: WhatsAppNumber, wa_id: str, at: datetime) -> Message:
 
 def outbound(conversation_id: int, at: datetime, user: Any = None, kind: str = SenderKind.AGENT) -> Message:
     """An outbound message written at `at` (an agent reply, or a bot / automation / broadcast message)."""
-    with schema_context("acme"), transaction.atomic():
-        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-        message = Message.objects.create(
-            conversation=conversation,
-            direction="out",
+    with schema_context("acme"):
+        message = conversation_actions.do_queue_outbound(
+            Conversation.objects.get(pk=conversation_id),
             type="text",
             text="reply",
             content={"body": "reply"},
-            status="queued",
             sender_kind=kind,
-            sender_user_id=user.pk if user else None,
-            sender_name=user.display_name if user else "",
-            created_at=at,
+            sender=user,
+            at=at,
         )
-        actions.on_outbound_message(conversation, message)
     return message
 
 
