@@ -6,6 +6,9 @@ ids become visible in increasing order: a client that has seen id N has seen eve
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import connection, transaction
@@ -34,8 +37,28 @@ def _publisher_of_this_transaction(schema_name: str) -> _PublishOnCommit | None:
     return None
 
 
-def record_event(event_type: str, **objects: Any) -> InboxEvent:
+_suppressed: ContextVar[bool] = ContextVar("inbox_events_suppressed", default=False)
+
+
+def enabled() -> bool:
+    """Whether changes are recorded as inbox events now (a bulk history import switches them off)."""
+    return not _suppressed.get()
+
+
+@contextmanager
+def suppressed() -> Iterator[None]:
+    """No inbox events in this block: for importing history nobody is watching live."""
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
+
+def record_event(event_type: str, **objects: Any) -> InboxEvent | None:
     """Store an event (`message.created`, ...) with its objects in API shape; publish it after commit."""
+    if _suppressed.get():
+        return None
     if not connection.in_atomic_block:
         raise RuntimeError("inbox events are recorded inside the action's transaction")
     schema_name = current_schema()

@@ -12,19 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from conversations import events
 from conversations.events import record_event
 from conversations.models import Conversation, Message, SenderKind
 from helpdesk.tenancy.access import current_schema
 from helpdesk.tenancy.models import Membership, Role, Tenant, User
+from tickets import store
 from tickets.business_time import BusinessCalendar
 from tickets.models import (
     BusinessHours,
     ConversationDay,
-    DailyVolume,
     Holiday,
     Priority,
     ReportingEvent,
@@ -123,25 +124,8 @@ def forget_support_rules() -> None:
 # ------------------------------------------------------------------ counting
 
 
-COUNTERS = ("messages_in", "messages_out", "tickets_opened", "sla_met", "sla_breached", "windows_expired")
-
-
 def _count(day: Any, number_id: int, agent_id: int, field: str) -> None:
-    """Add one to a daily counter (an upsert: safe under concurrent workers)."""
-    updated = DailyVolume.objects.filter(day=day, number_id=number_id, agent_id=agent_id).update(
-        **{field: F(field) + 1}
-    )
-    if not updated:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {DailyVolume._meta.db_table} (day, number_id, agent_id, {', '.join(COUNTERS)}) "  # noqa: S608
-                f"VALUES (%s, %s, %s, {', '.join('0' for _ in COUNTERS)}) "
-                "ON CONFLICT (day, number_id, agent_id) DO NOTHING",
-                [day, number_id, agent_id],
-            )
-        DailyVolume.objects.filter(day=day, number_id=number_id, agent_id=agent_id).update(
-            **{field: F(field) + 1}
-        )
+    store.current().count(day, number_id, agent_id, field)
 
 
 def _measure(
@@ -153,18 +137,20 @@ def _measure(
     agent_id: int | None,
     **extra: Any,
 ) -> ReportingEvent:
-    return ReportingEvent.objects.create(
-        name=name,
-        day=rules.calendar.local_date(end),
-        event_start=start,
-        event_end=end,
-        value_seconds=max(0.0, (end - start).total_seconds()),
-        value_business_seconds=rules.calendar.seconds_between(start, end),
-        ticket=ticket,
-        conversation_id=ticket.conversation_id,
-        number_id=ticket.number_id,
-        agent_id=agent_id,
-        **extra,
+    return store.current().add_event(
+        ReportingEvent(
+            name=name,
+            day=rules.calendar.local_date(end),
+            event_start=start,
+            event_end=end,
+            value_seconds=max(0.0, (end - start).total_seconds()),
+            value_business_seconds=rules.calendar.seconds_between(start, end),
+            ticket=ticket,
+            conversation_id=ticket.conversation_id,
+            number_id=ticket.number_id,
+            agent_id=agent_id,
+            **extra,
+        )
     )
 
 
@@ -308,13 +294,12 @@ def on_customer_message(
     rules = support_rules()
     at = message.created_at
     day = rules.calendar.local_date(at)
-    ConversationDay.objects.bulk_create(
-        [ConversationDay(day=day, conversation=conversation, number_id=conversation.number_id)],
-        ignore_conflicts=True,
+    store.current().mark_conversation_day(
+        ConversationDay(day=day, conversation=conversation, number_id=conversation.number_id)
     )
     _count(day, conversation.number_id, 0, "messages_in")
     ticket = (
-        Ticket.objects.select_for_update().filter(pk=conversation.current_ticket_id).first()
+        store.current().lock_ticket(conversation.current_ticket_id)
         if conversation.current_ticket_id
         else None
     )
@@ -357,10 +342,9 @@ def on_customer_message(
         _count(day, conversation.number_id, 0, "tickets_opened")
     if ticket.last_customer_message_at is None or at > ticket.last_customer_message_at:
         ticket.last_customer_message_at = at
-    ticket.save()
+    store.current().save_ticket(ticket)
     if conversation.current_ticket_id != ticket.pk:
-        conversation.current_ticket = ticket
-        Conversation.objects.filter(pk=conversation.pk).update(current_ticket=ticket)
+        store.current().set_current_ticket(conversation, ticket)
     return ticket
 
 
@@ -376,7 +360,8 @@ def on_outbound_message(conversation: Conversation, message: Message) -> Ticket 
     )
     if not is_agent or not conversation.current_ticket_id:
         return None
-    ticket = Ticket.objects.select_for_update().get(pk=conversation.current_ticket_id)
+    ticket = store.current().lock_ticket(conversation.current_ticket_id)
+    assert ticket is not None
     if ticket.waiting_since is None:
         return ticket
     start, end, agent_id = ticket.waiting_since, message.created_at, message.sender_user_id
@@ -397,7 +382,7 @@ def on_outbound_message(conversation: Conversation, message: Message) -> Ticket 
         )
     ticket.awaiting_first_response = False
     _stop_wait(ticket)
-    ticket.save()
+    store.current().save_ticket(ticket)
     return ticket
 
 
@@ -474,7 +459,9 @@ def do_update_ticket(
     rules = support_rules()
     now = now or timezone.now()
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        locked = store.current().lock_ticket(ticket.pk)
+        assert locked is not None
+        ticket = locked
         changed = False
         if priority is not None and priority != ticket.priority:
             ticket.priority = priority
@@ -490,12 +477,13 @@ def do_update_ticket(
             _change_status(rules, ticket, status, actor, now)
             changed = True
         if changed:
-            ticket.save()
-            conversation = Conversation.objects.select_related("contact", "number").get(
-                pk=ticket.conversation_id
-            )
-            record_event("ticket.updated", ticket=ticket_data(ticket))
-            record_event("conversation.updated", conversation=conversation_data(conversation))
+            store.current().save_ticket(ticket)
+            if events.enabled():
+                conversation = Conversation.objects.select_related("contact", "number").get(
+                    pk=ticket.conversation_id
+                )
+                record_event("ticket.updated", ticket=ticket_data(ticket))
+                record_event("conversation.updated", conversation=conversation_data(conversation))
     return ticket
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from django.db.models import F, Q
 
 from conversations.events import record_event
-from tickets import actions
+from tickets import actions, store
 from tickets.models import Ticket, TicketStatus
 from tickets.serializers import ticket_data
 
@@ -105,7 +105,7 @@ def sweep_ticket(
             fields.append("window_warned_for")
             notices.append(("window", window_end, False))
     if fields:
-        ticket.save(update_fields=fields)
+        store.current().save_ticket(ticket, fields)
     for kind, due_at, passed in notices if notify else ():
         notify(kind, ticket, due_at, passed)  # type: ignore[misc]
     return len(notices)

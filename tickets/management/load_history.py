@@ -13,15 +13,14 @@
       as `do_queue_outbound` does (which cannot take a time: it stamps now);
     - resolutions and priority changes: `tickets.actions.do_update_ticket(..., now=...)`;
     - the per-minute deadline sweep (`tickets.deadlines.raise_due_warnings`), replayed for the conversation's
-      ticket at the minute ticks where one of its deadlines falls: `Runner._sweep_ticket` calls
-      `tickets.deadlines.sweep_ticket` for one
-      ticket and records through `tickets.actions._sla_outcome` / `record_window_expired`.
-  The default (fast) mode runs the same tickets.actions code with its storage written behind per chunk of
-  customers (`written_behind`); `--exact` writes every row as the actions run. bench/check_seed_modes.py
-  checks both leave identical rows.
+      ticket at the minute ticks where one of its deadlines falls: `tickets.deadlines.sweep_ticket`.
+  The default (fast) mode runs the same tickets.actions code with its store (`tickets.store`) set to
+  `WriteBehind`, which keeps the rows of a chunk of customers and inserts them in bulk; `--exact` uses the
+  database store, writing every row as the actions run. bench/check_seed_modes.py checks both leave identical
+  rows.
 
 Not replayed (docs/performance.md): inbox events (`InboxEvent` rows, their serialisation and publishing) are
-switched off for the run by `inbox_events_suppressed()`; delivery statuses are written on the message row (sent,
+switched off for the run by `conversations.events.suppressed()`; delivery statuses are written on the message row (sent,
 delivered, read) instead of arriving as status webhooks; private notes are inserted with their historical
 `created_at` (`check_add_note` stamps now and only adds an event); `Ticket.created_at` / `updated_at` are set
 afterwards to the simulated moments they would have had.
@@ -44,6 +43,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+
+from tickets.store import TicketStore
 
 HOUR = 3600
 DAY = 86400
@@ -380,42 +381,6 @@ def make_plans(planner: Planner, first_index: int, messages: int) -> list[Custom
 # ------------------------------------------------------------------ replay through the actions
 
 
-@contextmanager
-def inbox_events_suppressed() -> Iterator[None]:
-    """No InboxEvent rows, serialisation or publishing while seeding history: the actions' `record_event` and
-    the serialisers they feed it with become no-ops in this process (restored afterwards)."""
-    import conversations.actions as conversation_actions
-    import conversations.serializers as conversation_serializers
-    import tickets.actions as ticket_actions
-    import tickets.serializers as ticket_serializers
-
-    def nothing(*args: Any, **kwargs: Any) -> None:
-        return None
-
-    def empty(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        return {}
-
-    patches = [
-        (conversation_actions, "record_event", nothing),
-        (ticket_actions, "record_event", nothing),
-        (conversation_actions, "message_data", empty),
-        (conversation_actions, "conversation_data", empty),
-        (conversation_serializers, "conversation_data", empty),
-        (ticket_serializers, "ticket_data", empty),
-    ]
-    saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
-    for module, name, value in patches:
-        setattr(module, name, value)
-    try:
-        yield
-    finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
-
-
-_INHERITED = object()
-
-
 def _copy(instance: Any) -> Any:
     """A model instance as a fresh query would return it (Django's own pickling copy, without pickling)."""
     clone = instance.__class__.__new__(instance.__class__)
@@ -425,7 +390,7 @@ def _copy(instance: Any) -> Any:
     return clone
 
 
-class WriteBehind:
+class WriteBehind(TicketStore):
     """What tickets.actions stores while one chunk of customers is replayed, written in bulk at its end.
 
     Every conversation of a chunk is replayed from its first message to its last within the chunk, so its
@@ -462,7 +427,25 @@ class WriteBehind:
             raise RuntimeError(f"ticket {pk} was not created in this chunk")
         return _copy(saved)
 
-    def save_ticket(self, ticket: Any) -> None:
+    def lock_ticket(self, pk: int) -> Any:
+        return self.load_ticket(pk)
+
+    def set_current_ticket(self, conversation: Any, ticket: Any) -> None:
+        conversation.current_ticket = ticket
+        self.conversations[conversation.pk].current_ticket = ticket
+
+    def add_event(self, event: Any) -> Any:
+        self.events.append(event)
+        return event
+
+    def mark_conversation_day(self, row: Any) -> None:
+        self.days.setdefault((row.day, row.conversation_id), row)
+
+    def count(self, day: Any, number_id: int, agent_id: int, field: str) -> None:
+        added = self.counts.setdefault((day, number_id, agent_id), {})
+        added[field] = added.get(field, 0) + 1
+
+    def save_ticket(self, ticket: Any, fields: list[str] | None = None) -> None:
         if ticket.pk is None:
             ticket.pk = self.next_ticket_id()
             ticket._state.adding = False
@@ -495,7 +478,7 @@ class WriteBehind:
             return
         rows = sorted(self.counts.items())
         self.counts = {}
-        from tickets.actions import COUNTERS
+        from tickets.store import COUNTERS
 
         values = ", ".join(["(" + ", ".join(["%s"] * (3 + len(COUNTERS))) + ")"] * len(rows))
         params: list[Any] = []
@@ -509,105 +492,6 @@ class WriteBehind:
                 + ", ".join(f"{counter} = v.{counter} + excluded.{counter}" for counter in COUNTERS),
                 params,
             )
-
-
-@contextmanager
-def written_behind(store: WriteBehind) -> Iterator[None]:
-    """Run tickets.actions unchanged with its storage in `store`: in that module, `Ticket.objects` and
-    `Conversation.objects` read from and write to the chunk's objects, `Ticket.save` keeps the saved state,
-    `ReportingEvent.objects.create(...)` builds the same row unsaved, `ConversationDay.objects.bulk_create(...)`
-    and `_count(...)` add to a set and to sums. What is measured, counted and changed stays the actions';
-    only when and how the rows reach the database changes. Restored afterwards."""
-    import tickets.actions as ticket_actions
-    from tickets.models import ConversationDay, ReportingEvent, Ticket
-
-    class Found:
-        def __init__(self, found: Any) -> None:
-            self.found = found
-
-        def first(self) -> Any:
-            return self.found
-
-        def update(self, **fields: Any) -> int:
-            for name, value in fields.items():
-                setattr(self.found, name, value)
-            return 1
-
-    class TicketRows:
-        def select_for_update(self, **options: Any) -> TicketRows:
-            return self
-
-        def filter(self, *, pk: int) -> Found:
-            return Found(store.load_ticket(pk))
-
-        def get(self, *, pk: int) -> Any:
-            return store.load_ticket(pk)
-
-    class ConversationRows:
-        def select_related(self, *fields: str) -> ConversationRows:
-            return self
-
-        def filter(self, *, pk: int) -> Found:
-            return Found(store.conversations[pk])
-
-        def get(self, *, pk: int) -> Any:
-            return store.conversations[pk]
-
-    class Tickets:
-        objects = TicketRows()
-        DoesNotExist = Ticket.DoesNotExist
-
-        def __new__(cls, **fields: Any) -> Any:  # type: ignore[misc]
-            return Ticket(**fields)
-
-    class Conversations:
-        objects = ConversationRows()
-
-    class Events:
-        class objects:
-            @staticmethod
-            def create(**fields: Any) -> Any:
-                event = ReportingEvent(**fields)
-                store.events.append(event)
-                return event
-
-    class Days:
-        def __new__(cls, **fields: Any) -> Any:  # type: ignore[misc]
-            return ConversationDay(**fields)
-
-        class objects:
-            @staticmethod
-            def bulk_create(rows: list[Any], **options: Any) -> list[Any]:
-                for row in rows:
-                    store.days.setdefault((row.day, row.conversation_id), row)
-                return rows
-
-    def count(day: Any, number_id: int, agent_id: int, field: str) -> None:
-        added = store.counts.setdefault((day, number_id, agent_id), {})
-        added[field] = added.get(field, 0) + 1
-
-    def save(ticket: Any, *args: Any, **kwargs: Any) -> None:
-        store.save_ticket(ticket)
-
-    patches = [
-        (ticket_actions, "Ticket", Tickets),
-        (ticket_actions, "Conversation", Conversations),
-        (ticket_actions, "ReportingEvent", Events),
-        (ticket_actions, "ConversationDay", Days),
-        (ticket_actions, "_count", count),
-        (Ticket, "save", save),
-    ]
-    saved = [(owner, name, owner.__dict__.get(name, _INHERITED)) for owner, name, _ in patches]
-    for owner, name, value in patches:
-        setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        for owner, name, value in saved:
-            if value is _INHERITED:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, value)
 
 
 CONVERSATION_FIELDS = [
@@ -656,34 +540,20 @@ class Runner:
         self.outbox: list[Any] = []
         self.ticket_times: dict[int, tuple[datetime, datetime]] = {}
         self.store = WriteBehind()
-        self._captured: Any = None
 
     @contextmanager
     def replaying(self) -> Iterator[None]:
-        """The patches a replay runs under: no inbox events; in the fast mode, reporting rows written in bulk."""
-        with inbox_events_suppressed(), self.capturing_tickets():
+        """No inbox events (nobody watches history live); in the fast mode, the ticket actions' rows written
+        behind, in bulk."""
+        from conversations import events
+        from tickets import store
+
+        with events.suppressed():
             if self.exact:
                 yield
             else:
-                with written_behind(self.store):
+                with store.using(self.store):
                     yield
-
-    @contextmanager
-    def capturing_tickets(self) -> Iterator[None]:
-        """Keep the ticket `on_customer_message` returns (do_receive_inbound does not hand it back)."""
-        from tickets import actions as ticket_actions
-
-        original = ticket_actions.on_customer_message
-
-        def capture(*args: Any, **kwargs: Any) -> Any:
-            self._captured = original(*args, **kwargs)
-            return self._captured
-
-        ticket_actions.on_customer_message = capture  # type: ignore[assignment]
-        try:
-            yield
-        finally:
-            ticket_actions.on_customer_message = original  # type: ignore[assignment]
 
     def run_chunk(self, plans: list[CustomerPlan]) -> None:
         from conversations.models import Contact, Conversation, Message, Note
@@ -744,9 +614,9 @@ class Runner:
                     "text": {"body": event.text},
                 }
                 if self.exact:
-                    self._captured = None
-                    conversation_actions.do_receive_inbound(self.number, message, contacts)
-                    ticket = self._captured
+                    stored = conversation_actions.do_receive_inbound(self.number, message, contacts)
+                    assert stored is not None
+                    ticket = stored.conversation.current_ticket
                 else:
                     ticket = self._receive(conversation, contact, message, at)
                 window_end = at + timedelta(hours=24)
