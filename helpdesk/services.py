@@ -88,6 +88,10 @@ def _exec(command: list[str], var_dir: Path) -> int:
             servers.stop()
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(var_dir: Path) -> int:
     env, servers = service_env(var_dir)
     env.setdefault("DEBUG", "1")
@@ -133,7 +137,8 @@ def _run(var_dir: Path) -> int:
             f"  Health: http://localhost:{port}/healthz   Stop: Ctrl-C\n",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job starts with it ignored
+            signal.signal(signum, _interrupt)
         while all(proc.poll() is None for proc in procs):
             time.sleep(0.5)
         print("a process stopped; shutting down", flush=True)
