@@ -165,16 +165,7 @@ def do_receive_inbound(
                 )
         except IntegrityError:  # the same wamid, stored by a concurrent worker
             return None
-        previous_window_end = conversation.window_expires_at
-        if conversation.last_inbound_at is None or sent_at > conversation.last_inbound_at:
-            conversation.last_inbound_at = sent_at
-            conversation.window_expires_at = sent_at + CUSTOMER_SERVICE_WINDOW
-        if conversation.last_message_at is None or sent_at >= conversation.last_message_at:
-            conversation.last_message_at = sent_at
-            conversation.last_message_preview = _preview(stored)
-        conversation.unread_count += 1
-        if conversation.status == ConversationStatus.RESOLVED:
-            conversation.status = ConversationStatus.OPEN
+        previous_window_end = apply_inbound_to_conversation(conversation, stored)
         # The ticket's change travels inside the conversation (its `ticket` summary).
         ticket_actions.on_customer_message(conversation, stored, previous_window_end)
         conversation.save()
@@ -182,6 +173,23 @@ def do_receive_inbound(
             "message.created", message=message_data(stored), conversation=conversation_data(conversation)
         )
     return stored
+
+
+def apply_inbound_to_conversation(conversation: Conversation, message: Message) -> datetime | None:
+    """A customer message opens or extends the 24-hour window, moves the preview, counts as unread and reopens
+    a resolved conversation (in memory: the caller saves). Returns the window end it had before."""
+    at = message.created_at
+    previous_window_end = conversation.window_expires_at
+    if conversation.last_inbound_at is None or at > conversation.last_inbound_at:
+        conversation.last_inbound_at = at
+        conversation.window_expires_at = at + CUSTOMER_SERVICE_WINDOW
+    if conversation.last_message_at is None or at >= conversation.last_message_at:
+        conversation.last_message_at = at
+        conversation.last_message_preview = _preview(message)
+    conversation.unread_count += 1
+    if conversation.status == ConversationStatus.RESOLVED:
+        conversation.status = ConversationStatus.OPEN
+    return previous_window_end
 
 
 def _preview(message: Message) -> str:

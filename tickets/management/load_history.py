@@ -663,10 +663,9 @@ class Runner:
 
     def _receive(self, conversation: Any, contact: Any, message: dict[str, Any], sent_at: datetime) -> Any:
         """do_receive_inbound for a known contact and conversation, with the message row written later."""
-        from conversations.actions import _preview, describe_inbound
+        from conversations import actions as conversation_actions
+        from conversations.actions import describe_inbound
         from conversations.models import (
-            CUSTOMER_SERVICE_WINDOW,
-            ConversationStatus,
             Direction,
             Message,
             MessageStatus,
@@ -688,16 +687,7 @@ class Runner:
             sender_name=contact.name,
             created_at=sent_at,
         )
-        previous_window_end = conversation.window_expires_at
-        if conversation.last_inbound_at is None or sent_at > conversation.last_inbound_at:
-            conversation.last_inbound_at = sent_at
-            conversation.window_expires_at = sent_at + CUSTOMER_SERVICE_WINDOW
-        if conversation.last_message_at is None or sent_at >= conversation.last_message_at:
-            conversation.last_message_at = sent_at
-            conversation.last_message_preview = _preview(stored)
-        conversation.unread_count += 1
-        if conversation.status == ConversationStatus.RESOLVED:
-            conversation.status = ConversationStatus.OPEN
+        previous_window_end = conversation_actions.apply_inbound_to_conversation(conversation, stored)
         with transaction.atomic():
             ticket = ticket_actions.on_customer_message(conversation, stored, previous_window_end)
         self.outbox.append(stored)
