@@ -35,6 +35,7 @@ from django_tenants.utils import schema_context  # noqa: E402
 
 from helpdesk.tenancy.actions import do_add_number, do_create_tenant  # noqa: E402
 from helpdesk.tenancy.models import Tenant, User  # noqa: E402
+from tickets.store import COUNTERS  # noqa: E402
 
 
 def snapshot(slug: str) -> dict[str, Counter[tuple[Any, ...]]]:
@@ -102,8 +103,13 @@ def snapshot(slug: str) -> dict[str, Counter[tuple[Any, ...]]]:
         )
         rows(
             "daily volumes",
-            "SELECT day, agent_id, messages_in, messages_out, tickets_opened FROM tickets_dailyvolume",
+            f"SELECT day, agent_id, {', '.join(COUNTERS)} FROM tickets_dailyvolume",
             lambda r: (r[0], who(r[1]) if r[1] else 0, *r[2:]),
+        )
+        rows(
+            "sealed intervals",
+            "SELECT day, name, agent_id, count, seconds, business_seconds FROM tickets_sealedintervals",
+            lambda r: (r[0], r[1], who(r[2]) if r[2] else 0, r[3], bytes(r[4]), bytes(r[5])),
         )
         rows(
             "conversation days",

@@ -123,6 +123,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-webhook-events": {"task": "conversations.tasks.sweep_webhook_events", "schedule": 15.0},
     "sweep-outbound-messages": {"task": "conversations.tasks.sweep_outbound_messages", "schedule": 30.0},
     "check-deadlines": {"task": "tickets.tasks.check_deadlines", "schedule": 60.0},
+    "seal-report-days": {"task": "tickets.tasks.seal_report_days", "schedule": 3600.0},
     "sweep-pending-statuses": {"task": "conversations.tasks.sweep_pending_statuses", "schedule": 3600.0},
 }
 

@@ -1,6 +1,6 @@
 """Reports: who may read them, how periods are validated, and exact figures for a small hand-built history
 (waits in calendar and business time, what ends a wait, resolutions per resolving agent, SLA outcomes,
-windows expired unanswered, filters, local days, day and week buckets, agent rows and CSV)."""
+windows expired unanswered, filters, local days, day and week buckets, agent rows and CSV), and sealed days."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ import io
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 from django_tenants.utils import schema_context
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
 from conversations import actions as conversation_actions
@@ -23,9 +27,10 @@ from conversations.models import Conversation, Message, SenderKind
 from helpdesk.tenancy.actions import do_add_number
 from helpdesk.tenancy.models import Membership, WhatsAppNumber
 from tests.conftest import ACME, tenant_client
-from tickets import actions, deadlines
-from tickets.models import Ticket
+from tickets import actions, deadlines, intervals
+from tickets.models import SealedIntervals, Ticket
 from tickets.support_settings import check_update_support_settings
+from tickets.tasks import seal_report_days
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
@@ -729,3 +734,153 @@ def test_a_refused_csv_request_says_why(db, sam):
 
     assert response.status_code == 400
     assert csv_rows(response) == [{"detail": "`to` must not be before `from`."}]
+
+
+# ------------------------------------------------------------------ sealed days (tickets/intervals.py)
+# A report reads the same figures whether its days are sealed or not, reads a sealed day from its sealed rows,
+# reads a day with an interval recorded after its seal as recorded until it is sealed again; the periodic job
+# seals the days that have ended and only those; percentiles are PostgreSQL's percentile_cont, by selection.
+
+
+def reports_of(user: Any, number: Any) -> dict[str, Any]:
+    period = {"from": "2026-10-05", "to": "2026-10-07", "number": number.pk}
+    return {
+        path: get(user, f"/api/v1/reports/{path}/", **period, **extra).json()
+        for path, extra in (("summary", {}), ("timeseries", {"interval": "day"}), ("agents", {}))
+    }
+
+
+def summary_of(user: Any, number: Any, first: str = "2026-10-05", last: str = "2026-10-07") -> dict[str, Any]:
+    return get(user, "/api/v1/reports/summary/", **{"from": first, "to": last}, number=number.pk).json()
+
+
+def seal(today: date) -> list[date]:
+    with schema_context("acme"):
+        return intervals.seal_closed_days(today)
+
+
+def stale(number: Any) -> set[date]:
+    with schema_context("acme"):
+        return intervals.stale_days(date(2026, 10, 5), date(2026, 10, 7), number.pk)
+
+
+def test_sealing_changes_no_figure(db, sam, alice, history: History):
+    before = reports_of(sam, history.number)
+    assert stale(history.number) == {date(2026, 10, 5), date(2026, 10, 6), date(2026, 10, 7)}
+
+    sealed = seal(date(2026, 10, 8))
+
+    assert {date(2026, 10, 5), date(2026, 10, 6), date(2026, 10, 7)} <= set(sealed)
+    assert stale(history.number) == set()
+    with schema_context("acme"):
+        rows = sorted(
+            (row.day.isoformat(), row.name, row.agent_id, row.count)
+            for row in SealedIntervals.objects.filter(number=history.number)
+        )
+    assert rows == sorted(
+        [
+            # A: alice answers first (30 min), sam answers the second wait (1 h), alice resolves.
+            ("2026-10-05", "first_response", alice.pk, 1),
+            ("2026-10-05", "response", alice.pk, 1),
+            ("2026-10-05", "response", sam.pk, 1),
+            ("2026-10-05", "resolution", alice.pk, 1),
+            # B: alice answers on Tuesday, sam resolves on Wednesday. C is never answered.
+            ("2026-10-06", "first_response", alice.pk, 1),
+            ("2026-10-06", "response", alice.pk, 1),
+            ("2026-10-07", "resolution", sam.pk, 1),
+        ]
+    )
+    assert reports_of(sam, history.number) == before
+    assert seal(date(2026, 10, 8)) == []  # nothing left to seal
+
+
+def test_a_sealed_day_is_read_from_its_sealed_rows(db, sam, alice, history: History):
+    seal(date(2026, 10, 8))
+    with schema_context("acme"):
+        row = SealedIntervals.objects.get(
+            number=history.number, day=date(2026, 10, 6), name="first_response", agent_id=alice.pk
+        )
+        # B's first response (17 h) as if it had been 5 s: the count still matches, so the row is trusted.
+        row.seconds = np.array([5.0]).tobytes()
+        row.save()
+    figures = summary_of(sam, history.number, "2026-10-06", "2026-10-06")
+    assert figures["first_response_seconds"] == {"mean": 5.0, "median": 5.0, "p90": 5.0, "count": 1}
+
+
+def test_an_interval_recorded_after_the_seal_is_reported_until_the_day_is_sealed_again(
+    db, sam, alice, history: History
+):
+    before = summary_of(sam, history.number)
+    seal(date(2026, 10, 8))
+
+    # A late write dated Wednesday 7 October: a new customer answered after 20 minutes.
+    late = customer(history.number, "6281000000009", wib(2026, 10, 7, 9, 40)).conversation_id
+    outbound(late, wib(2026, 10, 7, 10), alice)
+
+    assert stale(history.number) == {date(2026, 10, 7)}
+    after = summary_of(sam, history.number)
+    assert after["first_response_seconds"]["count"] == before["first_response_seconds"]["count"] + 1
+    assert after["response_seconds"]["count"] == before["response_seconds"]["count"] + 1
+    day = summary_of(sam, history.number, "2026-10-07", "2026-10-07")
+    assert day["first_response_seconds"] == {"mean": 1200.0, "median": 1200.0, "p90": 1200.0, "count": 1}
+
+    assert seal(date(2026, 10, 8)) == [date(2026, 10, 7)]
+    assert stale(history.number) == set()
+    assert summary_of(sam, history.number) == after
+
+
+def test_the_periodic_job_seals_ended_days_and_not_today(db, alice, acme_number, history: History):
+    now = timezone.now()
+    today = now.astimezone(ZoneInfo("Asia/Jakarta")).date()  # acme's zone
+    waiting = customer(acme_number, "6281000000010", now - timedelta(minutes=5)).conversation_id
+    outbound(waiting, now, alice)
+
+    seal_report_days.delay()
+
+    with schema_context("acme"):
+        sealed_days = set(SealedIntervals.objects.values_list("day", flat=True))
+        assert intervals.stale_days(date(2026, 10, 5), today - timedelta(days=1)) == set()
+        assert intervals.stale_days(today, today) == {today}  # today's reply, read as recorded
+    assert {date(2026, 10, 5), date(2026, 10, 6), date(2026, 10, 7)} <= sealed_days
+    assert today not in sealed_days
+
+
+values = st.lists(
+    st.floats(min_value=0, max_value=10**7, allow_nan=False, allow_infinity=False), min_size=1, max_size=300
+)
+
+
+@settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=values)
+def test_percentiles_are_postgresqls_percentile_cont(db, values: list[float]):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), avg(v), percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY v)"
+            " FROM unnest(%s::float8[]) v",
+            [values],
+        )
+        count, mean, (median, p90) = cursor.fetchone()
+    assert intervals.describe(np.array(values)) == (count, pytest.approx(mean, rel=1e-12), median, p90)
+
+
+def test_no_intervals_describe_as_empty():
+    assert intervals.describe(np.array([], dtype=float)) == (0, None, None, None)
+
+
+def test_consecutive_days_are_read_as_ranges():
+    days = {date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3), date(2026, 1, 5), date(2025, 12, 31)}
+    assert intervals._runs(days) == [
+        (date(2025, 12, 31), date(2026, 1, 3)),
+        (date(2026, 1, 5), date(2026, 1, 5)),
+    ]
+
+
+def test_a_seal_is_one_row_per_measure_number_and_agent_with_sorted_values(db, alice, sam, history: History):
+    seal(date(2026, 10, 8))
+    with schema_context("acme"):
+        rows = SealedIntervals.objects.filter(number=history.number, day=date(2026, 10, 5), name="response")
+        by_agent = {row.agent_id: np.frombuffer(row.seconds, intervals.PACKED).tolist() for row in rows}
+    # A: alice answered the 09:00 message at 09:30 (30 min); sam answered the 10:00 message at 11:00 (1 h).
+    assert by_agent == {alice.pk: [1800.0], sam.pk: [3600.0]}

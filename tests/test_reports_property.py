@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import transaction
+from django.db.models import Sum
 from django_tenants.utils import schema_context
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -30,8 +31,8 @@ from conversations.models import Conversation, Message, SenderKind
 from helpdesk.tenancy.actions import do_add_member, do_add_number
 from helpdesk.tenancy.models import Tenant
 from tests.conftest import ACME, PASSWORD
-from tickets import actions, deadlines, reports
-from tickets.models import Ticket
+from tickets import actions, deadlines, intervals, reports
+from tickets.models import SealedIntervals, Ticket
 from tickets.support_settings import check_update_support_settings
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "30"))  # more for a deeper local run
@@ -641,29 +642,51 @@ def run(scenario: Scenario, acme: Any, agents: list[Any], sam: Any) -> None:
     event(f"tickets per conversation > 1: {'yes' if len(brute.cases) > len(conversations) else 'no'}")
     event(f"spans the DST change: {'yes' if start < DST_CHANGE[scenario.zone] < end else 'no'}")
 
-    # and the reports
-    every_day = {first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)}
-    period = reports.Period(first_day, last_day, number_id=number.pk)
-    assert_same(reports.summary(period, scenario.zone), brute.figures(every_day), "summary")
-    for agent in agents:
-        assert_same(
-            reports.summary(reports.Period(first_day, last_day, agent.pk, number.pk), scenario.zone),
-            brute.figures(every_day, agent.pk),
-            f"summary of agent {agent.pk}",
-        )
+    # and the reports: with nothing sealed (every day read as recorded), with the days before the sub-period's
+    # end sealed, and with every day sealed (tickets/intervals.py); each time equal to the brute force
     low, high = sorted(first_day + timedelta(days=n) for n in scenario.sub_period)
     high = min(high, last_day)
     low = min(low, high)
+    check_reports(brute, number, agents, sam, scenario.zone, (first_day, last_day), (low, high))
+    intervals.seal_closed_days(high)
+    check_reports(brute, number, agents, sam, scenario.zone, (first_day, last_day), (low, high))
+    intervals.seal_closed_days(last_day + timedelta(days=1))
+    assert intervals.stale_days(first_day, last_day, number.pk) == set()
+    sealed = SealedIntervals.objects.filter(number=number).aggregate(total=Sum("count"))["total"] or 0
+    assert sealed == sum(1 for row in brute.measured if row.name in intervals.TIMES)
+    check_reports(brute, number, agents, sam, scenario.zone, (first_day, last_day), (low, high))
+
+
+def check_reports(
+    brute: BruteForce,
+    number: Any,
+    agents: list[Any],
+    sam: Any,
+    zone: str,
+    whole: tuple[date, date],
+    part: tuple[date, date],
+) -> None:
+    first_day, last_day = whole
+    low, high = part
+    every_day = {first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)}
+    period = reports.Period(first_day, last_day, number_id=number.pk)
+    assert_same(reports.summary(period, zone), brute.figures(every_day), "summary")
+    for agent in agents:
+        assert_same(
+            reports.summary(reports.Period(first_day, last_day, agent.pk, number.pk), zone),
+            brute.figures(every_day, agent.pk),
+            f"summary of agent {agent.pk}",
+        )
     assert_same(
-        reports.summary(reports.Period(low, high, number_id=number.pk), scenario.zone),
+        reports.summary(reports.Period(low, high, number_id=number.pk), zone),
         brute.figures({d for d in every_day if low <= d <= high}),
         f"summary {low}..{high}",
     )
-    daily = reports.timeseries(period, "day", scenario.zone)["results"]
+    daily = reports.timeseries(period, "day", zone)["results"]
     assert [bucket["start"] for bucket in daily] == sorted(d.isoformat() for d in every_day)
     for bucket in daily:
         assert_same(bucket, brute.figures({date.fromisoformat(bucket["start"])}), f"day {bucket['start']}")
-    weekly = reports.timeseries(period, "week", scenario.zone)["results"]
+    weekly = reports.timeseries(period, "week", zone)["results"]
     assert [bucket["start"] for bucket in weekly] == sorted({week_start(d).isoformat() for d in every_day})
     for bucket in weekly:
         monday = date.fromisoformat(bucket["start"])
@@ -674,7 +697,7 @@ def run(scenario: Scenario, acme: Any, agents: list[Any], sam: Any) -> None:
         {"id": user.pk, "name": user.display_name, "email": user.email, "role": "agent"}
         for user in [*agents, sam]
     ]
-    rows = reports.agents(period, members, scenario.zone)["results"]
+    rows = reports.agents(period, members, zone)["results"]
     assert [row["agent"]["id"] for row in rows] == [member["id"] for member in members]
     for row in rows:
         expected = brute.figures(every_day, row["agent"]["id"])

@@ -137,10 +137,14 @@ def _measure(
     agent_id: int | None,
     **extra: Any,
 ) -> ReportingEvent:
+    day = rules.calendar.local_date(end)
+    if name in store.MEASURE_COUNTERS:
+        # Counted with the row: how reports know whether a day's sealed intervals are complete.
+        _count(day, ticket.number_id, agent_id or 0, store.MEASURE_COUNTERS[name])
     return store.current().add_event(
         ReportingEvent(
             name=name,
-            day=rules.calendar.local_date(end),
+            day=day,
             event_start=start,
             event_end=end,
             value_seconds=max(0.0, (end - start).total_seconds()),

@@ -190,6 +190,10 @@ class DailyVolume(models.Model):
     sla_met = models.PositiveIntegerField(default=0)
     sla_breached = models.PositiveIntegerField(default=0)
     windows_expired = models.PositiveIntegerField(default=0)
+    # How many intervals of each measure the day has: a SealedIntervals row is trusted only while it holds as many.
+    first_responses = models.PositiveIntegerField(default=0)
+    responses = models.PositiveIntegerField(default=0)
+    resolutions = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "number", "agent_id"], name="daily_volume_key")]
@@ -210,3 +214,28 @@ class ConversationDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.conversation_id}"
+
+
+class SealedIntervals(models.Model):
+    """The measured intervals of one day that has ended, per measure, number and agent, packed for reports.
+
+    `seconds` and `business_seconds` are the values of the day's ReportingEvent rows, each sorted, as packed
+    little-endian doubles. Written by tickets.intervals.seal_closed_days; read only while `count` equals the
+    day's counter in DailyVolume (tickets/intervals.py says why that keeps reports exact).
+    """
+
+    day = models.DateField()
+    name = models.CharField(max_length=32)
+    number = models.ForeignKey(WhatsAppNumber, on_delete=models.CASCADE, related_name="+")
+    agent_id = models.BigIntegerField(default=0, help_text="tenancy.User id; 0: not attributable to an agent")
+    count = models.PositiveIntegerField()
+    seconds = models.BinaryField()
+    business_seconds = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "name", "number", "agent_id"], name="sealed_intervals_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.name} {self.number_id}/{self.agent_id}: {self.count}"

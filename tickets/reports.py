@@ -2,20 +2,24 @@
 
 `from` / `to` are whole days in the tenant's time zone, both included; every row carries the local day of its
 event, so a period is a plain day range. Times are in seconds, calendar and business, with mean, median and
-90th percentile (exact: PostgreSQL's percentile_cont over the period's intervals).
+90th percentile (exact: PostgreSQL's percentile_cont over all the period's intervals, as tickets/intervals.py
+reads them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 from django.db import connection
 
+from tickets import intervals
+from tickets.intervals import TIMES, Intervals
 from tickets.models import ConversationDay, DailyVolume, ReportingEvent
 
-TIMES = ("first_response", "response", "resolution")
 MAX_DAYS = 731
 
 
@@ -71,32 +75,29 @@ def _stats(count: int, mean: float | None, median: float | None, p90: float | No
 
 
 EMPTY = {"mean": None, "median": None, "p90": None, "count": 0}
-# One sort per measure: percentile_cont with an array of fractions reads the sorted values once.
-STATS_SQL = """
-    SELECT {group} name, count(*), avg(value_seconds),
-           percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY value_seconds),
-           avg(value_business_seconds),
-           percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY value_business_seconds)
-    FROM {table} WHERE {where} AND name IN ('first_response', 'response', 'resolution')
-    GROUP BY {group} name
-"""
+WEEK = "date_trunc('week', day)::date"
+# How the time figures group the intervals, for each SQL grouping of the counts.
+GROUP_KEYS: dict[str, Callable[[Intervals], Any]] = {
+    "": lambda part: None,
+    "day": lambda part: part.day,
+    WEEK: lambda part: part.day - timedelta(days=part.day.weekday()),
+    "agent_id": lambda part: part.agent_id,
+}
 
 
 def _time_stats(period: Period, group: str = "") -> dict[Any, dict[str, Any]]:
     """{group key: {"first_response_seconds": {...}, "first_response_business_seconds": {...}, ...}}"""
-    where, params = _where(period)
-    sql = STATS_SQL.format(
-        group=f"{group}, " if group else "", table=ReportingEvent._meta.db_table, where=where
-    )
+    key_of = GROUP_KEYS[group]
+    grouped: dict[tuple[Any, str], list[Intervals]] = {}
+    for part in intervals.read(period.start, period.end, period.number_id, period.agent_id):
+        grouped.setdefault((key_of(part), part.name), []).append(part)
     out: dict[Any, dict[str, Any]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for row in cursor.fetchall():
-            key, rest = (row[0], row[1:]) if group else (None, row)
-            name, count, mean, (median, p90), business_mean, (business_median, business_p90) = rest
-            figures = out.setdefault(key, _empty_times())
-            figures[f"{name}_seconds"] = _stats(count, mean, median, p90)
-            figures[f"{name}_business_seconds"] = _stats(count, business_mean, business_median, business_p90)
+    for (key, name), parts in grouped.items():
+        figures = out.setdefault(key, _empty_times())
+        figures[f"{name}_seconds"] = _stats(*intervals.describe(np.concatenate([p.seconds for p in parts])))
+        figures[f"{name}_business_seconds"] = _stats(
+            *intervals.describe(np.concatenate([p.business_seconds for p in parts]))
+        )
     return out
 
 
@@ -191,7 +192,7 @@ def summary(period: Period, timezone_name: str) -> dict[str, Any]:
 def timeseries(period: Period, interval: str, timezone_name: str) -> dict[str, Any]:
     if interval not in ("day", "week"):
         raise ReportError("`interval` is `day` or `week`.")
-    group = "day" if interval == "day" else "date_trunc('week', day)::date"
+    group = "day" if interval == "day" else WEEK
     times, volume, outcomes = _time_stats(period, group), _volume(period, group), _outcomes(period, group)
     buckets = []
     step = timedelta(days=1 if interval == "day" else 7)

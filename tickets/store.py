@@ -15,7 +15,17 @@ from django.db.models import F
 from conversations.models import Conversation
 from tickets.models import ConversationDay, DailyVolume, ReportingEvent, Ticket
 
-COUNTERS = ("messages_in", "messages_out", "tickets_opened", "sla_met", "sla_breached", "windows_expired")
+# The DailyVolume counter of each measured interval (tickets/intervals.py).
+MEASURE_COUNTERS = {"first_response": "first_responses", "response": "responses", "resolution": "resolutions"}
+COUNTERS = (
+    "messages_in",
+    "messages_out",
+    "tickets_opened",
+    "sla_met",
+    "sla_breached",
+    "windows_expired",
+    *MEASURE_COUNTERS.values(),
+)
 
 
 class TicketStore:

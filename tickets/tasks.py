@@ -1,13 +1,16 @@
-"""Periodic work on tickets: warn before an SLA target or the 24-hour window passes, and record when it has."""
+"""Periodic work on tickets: warn before an SLA target or the 24-hour window passes, and record when it has;
+seal the measured intervals of days that have ended (tickets/intervals.py)."""
 
 from __future__ import annotations
+
+from zoneinfo import ZoneInfo
 
 from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
-from tickets import deadlines
+from tickets import deadlines, intervals
 
 
 @shared_task(ignore_result=True)
@@ -19,3 +22,14 @@ def check_deadlines() -> int:
         with schema_context(tenant.schema_name), transaction.atomic():
             raised += deadlines.raise_due_warnings(now)
     return raised
+
+
+@shared_task(ignore_result=True)
+def seal_report_days() -> int:
+    """Beat, hourly: seal every tenant's ended days whose seal is missing or out of date."""
+    sealed = 0
+    now = timezone.now()
+    for tenant in get_tenant_model().objects.exclude(schema_name="public"):
+        with schema_context(tenant.schema_name):
+            sealed += len(intervals.seal_closed_days(now.astimezone(ZoneInfo(tenant.timezone_name)).date()))
+    return sealed

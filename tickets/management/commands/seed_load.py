@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -28,6 +29,7 @@ from django_tenants.utils import schema_context
 
 from helpdesk.tenancy.actions import TenancyError, do_add_member, tenant_by_slug
 from helpdesk.tenancy.models import Membership, Role, Tenant, WhatsAppNumber
+from tickets.intervals import seal_closed_days
 from tickets.management.load_history import (
     CustomerPlan,
     Planner,
@@ -116,6 +118,11 @@ class Command(BaseCommand):
         done = _replay(tenant, number, plans, end, options["workers"], options["exact"], self.stdout.write)
         replay_seconds = time.monotonic() - replay_started
         rate = done / replay_seconds if replay_seconds else 0.0
+        seal_started = time.monotonic()
+        with schema_context(tenant.schema_name):
+            # What the hourly job (tickets.tasks.seal_report_days) would do next: seal the days that have ended.
+            sealed_days = seal_closed_days(datetime.fromtimestamp(end, ZoneInfo(tenant.timezone_name)).date())
+        seal_seconds = time.monotonic() - seal_started
         vacuum_started = time.monotonic()
         with schema_context(tenant.schema_name), connection.cursor() as cursor:
             # What autovacuum would soon do after so many inserts: statistics and the visibility map (which
@@ -137,6 +144,8 @@ class Command(BaseCommand):
             "end": datetime.fromtimestamp(end, UTC).isoformat(),
             "planning_seconds": round(planning_seconds, 1),
             "replay_seconds": round(replay_seconds, 1),
+            "seal_seconds": round(seal_seconds, 1),
+            "sealed_days": len(sealed_days),
             "vacuum_seconds": round(vacuum_seconds, 1),
             "total_seconds": round(total_seconds, 1),
             "messages_per_second": round(rate, 1),
@@ -148,7 +157,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"{done} messages in {replay_seconds:.0f} s replay ({rate:.0f} messages/s), {total_seconds:.0f} s in all "
-                f"(planning {planning_seconds:.0f} s, vacuum {vacuum_seconds:.0f} s); "
+                f"(planning {planning_seconds:.0f} s, sealing {len(sealed_days)} days {seal_seconds:.0f} s, "
+                f"vacuum {vacuum_seconds:.0f} s); "
                 f"{tenant.schema_name} now has {total} messages"
             )
         )
