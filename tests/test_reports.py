@@ -877,10 +877,17 @@ def test_consecutive_days_are_read_as_ranges():
     ]
 
 
-def test_a_seal_is_one_row_per_measure_number_and_agent_with_sorted_values(db, alice, sam, history: History):
+def test_sealed_values_are_sorted(db, alice, history: History):
+    # Two more waits on Wednesday (business hours), answered by alice: 40 minutes, then 10 minutes.
+    longer = customer(history.number, "6281000000011", wib(2026, 10, 7, 9)).conversation_id
+    outbound(longer, wib(2026, 10, 7, 9, 40), alice)
+    shorter = customer(history.number, "6281000000012", wib(2026, 10, 7, 11)).conversation_id
+    outbound(shorter, wib(2026, 10, 7, 11, 10), alice)
     seal(date(2026, 10, 8))
     with schema_context("acme"):
-        rows = SealedIntervals.objects.filter(number=history.number, day=date(2026, 10, 5), name="response")
-        by_agent = {row.agent_id: np.frombuffer(row.seconds, intervals.PACKED).tolist() for row in rows}
-    # A: alice answered the 09:00 message at 09:30 (30 min); sam answered the 10:00 message at 11:00 (1 h).
-    assert by_agent == {alice.pk: [1800.0], sam.pk: [3600.0]}
+        row = SealedIntervals.objects.get(
+            number=history.number, day=date(2026, 10, 7), name="response", agent_id=alice.pk
+        )
+    assert row.count == 2
+    assert np.frombuffer(row.seconds, intervals.PACKED).tolist() == [600.0, 2400.0]
+    assert np.frombuffer(row.business_seconds, intervals.PACKED).tolist() == [600.0, 2400.0]
