@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from conversations import actions
 from conversations.models import Conversation, ConversationStatus, Message, Note
+from conversations.pagination import KeysetPagination, SortKey
 from conversations.serializers import (
     ConversationSerializer,
     MessageSerializer,
@@ -35,6 +36,13 @@ class ConversationViewSet(
     `?ordering=window` lists waiting customers whose 24-hour window closes soonest first."""
 
     serializer_class = ConversationSerializer
+    pagination_class = KeysetPagination
+
+    @property
+    def sort_key(self) -> SortKey:
+        if self.request.query_params.get("ordering") == "window":
+            return SortKey("window_expires_at", descending=False)
+        return SortKey("last_message_at", descending=True)
 
     def get_queryset(self) -> QuerySet[Conversation]:
         queryset = Conversation.objects.select_related("contact", "number", "current_ticket")

@@ -104,6 +104,17 @@ def test_conversation_list_has_the_documented_shape(db, acme_number, alice_api):
     ]
 
 
+def path_of(link: str) -> str:
+    return link.removeprefix("http://acme.localhost")
+
+
+def every_page(api: Any, path: str) -> list[dict[str, Any]]:
+    pages = [api.get(path).json()]
+    while pages[-1]["next"]:
+        pages.append(api.get(path_of(pages[-1]["next"])).json())
+    return pages
+
+
 def test_conversation_list_is_paginated_most_recent_first(db, acme_number, alice_api):
     # given 55 more conversations than there were
     with schema_context("acme"):
@@ -118,25 +129,106 @@ def test_conversation_list_is_paginated_most_recent_first(db, acme_number, alice
             Conversation.objects.order_by("-last_message_at", "-id").values_list("pk", flat=True)
         )
 
-    # when alice reads both pages
-    first = alice_api.get("/api/v1/conversations/").json()
-    second = alice_api.get("/api/v1/conversations/?page=2").json()
+    # when alice follows `next` to the end
+    first, second = every_page(alice_api, "/api/v1/conversations/")
 
-    # then DRF's page envelope holds 50 and the rest, newest first, each conversation once
-    assert {k: v for k, v in first.items() if k != "results"} == {
-        "count": total,
-        "next": "http://acme.localhost/api/v1/conversations/?page=2",
-        "previous": None,
-    }
-    assert {k: v for k, v in second.items() if k != "results"} == {
-        "count": total,
-        "next": None,
-        "previous": "http://acme.localhost/api/v1/conversations/",
-    }
+    # then DRF's envelope holds 50 and the rest, newest first, each conversation once
+    assert first["count"] == second["count"] == total
+    assert first["previous"] is None
+    assert second["next"] is None
+    assert first["next"].startswith("http://acme.localhost/api/v1/conversations/?cursor=")
     listed = [c["id"] for c in first["results"]] + [c["id"] for c in second["results"]]
     assert len(first["results"]) == 50
     assert listed == expected_order
     assert set(mine) <= set(listed)
+    # and `previous` of the second page is the first page again
+    again = alice_api.get(path_of(second["previous"])).json()
+    assert [c["id"] for c in again["results"]] == [c["id"] for c in first["results"]]
+    assert again["previous"] is None
+    assert again["next"] == first["next"]
+
+
+def test_a_conversation_leaving_the_list_pushes_no_other_off_the_next_page(db, acme_number, alice_api):
+    # given 55 more open conversations than there were, and the first page of the open ones read
+    for i in range(55):
+        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
+    with schema_context("acme"):
+        open_ones = set(Conversation.objects.filter(status="open").values_list("pk", flat=True))
+    first = alice_api.get("/api/v1/conversations/?status=open").json()
+
+    # when a colleague resolves one of them (it leaves the list) before the agent loads more
+    with schema_context("acme"):
+        actions.do_set_conversation_status(conversation(first["results"][0]["id"]), "resolved")
+    second = alice_api.get(path_of(first["next"])).json()
+
+    # then the next page still starts right after the last row shown: none is skipped
+    shown = [c["id"] for c in first["results"]] + [c["id"] for c in second["results"]]
+    assert sorted(shown) == sorted(open_ones)
+
+
+def test_a_conversation_moving_to_the_top_repeats_none_on_the_next_page(db, acme_number, alice_api):
+    # given 55 more conversations than there were, and the first page read
+    for i in range(55):
+        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
+    first = alice_api.get("/api/v1/conversations/").json()
+    second_page_before = [c["id"] for c in alice_api.get(path_of(first["next"])).json()["results"]]
+
+    # when a conversation of the second page gets a message (it moves to the top; the client gets it live)
+    moved = conversation(second_page_before[-1])
+    receive(acme_number, moved.contact.wa_id, "me again", NOW)
+    second = alice_api.get(path_of(first["next"])).json()
+
+    # then the next page holds the rest, without a row of the first page again
+    assert [c["id"] for c in second["results"]] == [pk for pk in second_page_before if pk != moved.pk]
+
+
+def test_pages_follow_conversations_without_a_message_time(db, acme_number, alice_api):
+    # given 55 more conversations, 52 of them without a last message time (sorted first, newest id first)
+    ids = [
+        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i).conversation_id for i in range(55)
+    ]
+    with schema_context("acme"):
+        Conversation.objects.filter(pk__in=ids[:52]).update(last_message_at=None)
+        expected = list(Conversation.objects.order_by("-last_message_at", "-id").values_list("pk", flat=True))
+    assert expected[:52] == sorted(ids[:52], reverse=True)
+
+    # when alice follows `next` to the end and `previous` back
+    pages = every_page(alice_api, "/api/v1/conversations/")
+    back = alice_api.get(path_of(pages[1]["previous"])).json()
+
+    # then every conversation is listed once, in order, and back again
+    assert [c["id"] for page in pages for c in page["results"]] == expected
+    assert [c["id"] for c in back["results"]] == expected[:50]
+
+
+def test_window_ordering_pages_by_the_window_end(db, acme_number, alice_api):
+    for i in range(55):
+        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 6000 + i * 60)
+    with schema_context("acme"):
+        expected = list(
+            Conversation.objects.filter(
+                window_expires_at__gt=datetime.now(UTC), current_ticket__waiting_since__isnull=False
+            )
+            .order_by("window_expires_at", "id")
+            .values_list("pk", flat=True)
+        )
+    assert len(expected) >= 55
+
+    pages = every_page(alice_api, "/api/v1/conversations/?ordering=window")
+
+    assert len(pages) == 2
+    assert [c["id"] for page in pages for c in page["results"]] == expected
+    assert "ordering=window" in pages[0]["next"]
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "WzEsICJub3QgYSBkYXRlIiwgN10", ""])
+def test_a_bad_cursor_is_refused(db, alice_api, cursor):
+    response = alice_api.get(f"/api/v1/conversations/?cursor={cursor}")
+    if cursor == "":
+        assert response.status_code == 200  # no cursor: the first page
+    else:
+        assert response.status_code == 400
+        assert "cursor" in response.json()
 
 
 def test_conversation_list_filters_by_status(db, acme_number, alice_api):

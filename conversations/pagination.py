@@ -1,0 +1,141 @@
+"""Keyset pages for the conversation list, in DRF's envelope `{count, next, previous, results}`.
+
+The inbox changes while an agent scrolls it. With page numbers, a conversation that leaves the list above the
+page boundary (resolved under `?status=open`, answered under `?ordering=window`) pulls the first row of the next
+page onto the page the agent already has, so "load more" never shows that row; one that jumps to the top pushes a
+row already shown onto the next page again. Here `next` carries the sort key of the last row of the page
+(`previous`: of the first), so a page starts right after the rows the client has, whatever moved elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F, Model, Q, QuerySet
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import BasePagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """How a list is sorted: by `field` (a datetime; NULL sorts as the largest value, PostgreSQL's default), then
+    by id in the same direction."""
+
+    field: str
+    descending: bool
+
+
+@dataclass(frozen=True)
+class Cursor:
+    forward: bool  # the rows after (next page) or before (previous page) this row
+    value: datetime | None
+    pk: int
+
+    def encode(self) -> str:
+        raw = json.dumps([int(self.forward), self.value.isoformat() if self.value else None, self.pk])
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            forward, value, pk = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            return cls(bool(forward), datetime.fromisoformat(value) if value else None, int(pk))
+        except (ValueError, TypeError, binascii.Error):
+            raise ValidationError(
+                {"cursor": "Not a cursor of this list: follow `next` / `previous`."}
+            ) from None
+
+
+def _greater(key: SortKey, cursor: Cursor) -> Q:
+    """Rows above the cursor's row in natural order (value, then id; NULL the largest value)."""
+    if cursor.value is None:
+        return Q(**{f"{key.field}__isnull": True, "pk__gt": cursor.pk})
+    return (
+        Q(**{f"{key.field}__gt": cursor.value})
+        | Q(**{key.field: cursor.value, "pk__gt": cursor.pk})
+        | Q(**{f"{key.field}__isnull": True})
+    )
+
+
+def _smaller(key: SortKey, cursor: Cursor) -> Q:
+    if cursor.value is None:
+        return Q(**{f"{key.field}__isnull": False}) | Q(**{f"{key.field}__isnull": True, "pk__lt": cursor.pk})
+    return Q(**{f"{key.field}__lt": cursor.value}) | Q(**{key.field: cursor.value, "pk__lt": cursor.pk})
+
+
+class KeysetPagination(BasePagination):
+    """The view says how its list is sorted in `sort_key` (a SortKey)."""
+
+    page_size = 50
+    cursor_query_param = "cursor"
+
+    def paginate_queryset(
+        self, queryset: QuerySet[Any] | Sequence[Any], request: Request, view: Any = None
+    ) -> list[Any]:
+        assert isinstance(queryset, QuerySet), "keyset pages need a queryset"
+        key: SortKey = view.sort_key
+        token = request.query_params.get(self.cursor_query_param)
+        cursor = Cursor.decode(token) if token else None
+        self.request, self.key, self.count = request, key, queryset.count()
+        forward = cursor is None or cursor.forward
+        # Reading backwards is reading the reversed list forwards, then turning the page around.
+        list_descending = key.descending == forward
+        if cursor is not None:
+            queryset = queryset.filter(_smaller(key, cursor) if list_descending else _greater(key, cursor))
+        order = F(key.field).desc() if list_descending else F(key.field).asc()
+        rows = list(queryset.order_by(order, "-pk" if list_descending else "pk")[: self.page_size + 1])
+        more = len(rows) > self.page_size
+        rows = rows[: self.page_size]
+        if not forward:
+            rows.reverse()
+        self.rows = rows
+        self.has_next = bool(rows) and (more if forward else True)
+        self.has_previous = bool(rows) and (cursor is not None if forward else more)
+        return rows
+
+    def _link(self, row: Model, forward: bool) -> str:
+        url = remove_query_param(self.request.build_absolute_uri(), "page")
+        cursor = Cursor(forward, getattr(row, self.key.field), int(row.pk))  # type: ignore[arg-type]
+        return replace_query_param(url, self.cursor_query_param, cursor.encode())
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response(
+            {
+                "count": self.count,
+                "next": self._link(self.rows[-1], True) if self.has_next else None,
+                "previous": self._link(self.rows[0], False) if self.has_previous else None,
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["count", "results"],
+            "properties": {
+                "count": {"type": "integer"},
+                "next": {"type": "string", "nullable": True, "format": "uri"},
+                "previous": {"type": "string", "nullable": True, "format": "uri"},
+                "results": schema,
+            },
+        }
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Where the page starts: taken from `next` or `previous`.",
+                "schema": {"type": "string"},
+            }
+        ]
