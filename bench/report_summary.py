@@ -44,6 +44,7 @@ from django.db import connection, transaction  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 
 from helpdesk.tenancy.actions import tenant_by_slug  # noqa: E402
+from helpdesk.tenancy.models import Membership  # noqa: E402
 from tickets import intervals, reports  # noqa: E402
 from tickets.models import SealedIntervals  # noqa: E402
 from tickets.reports import Period, summary  # noqa: E402
@@ -245,6 +246,20 @@ def main() -> int:
             min(args.warmup, 1),
             args.brute_repeat or args.repeat,
         )
+        members = [
+            {"id": m.user_id, "name": m.user.display_name, "email": m.user.email, "role": m.role}
+            for m in Membership.objects.select_related("user").filter(tenant=tenant)
+        ]
+        zone_name = tenant.timezone_name
+        endpoints = {  # what the reports page asks for besides the summary (product path only)
+            "timeseries per day": lambda: reports.timeseries(period, "day", zone_name),
+            "timeseries per week": lambda: reports.timeseries(period, "week", zone_name),
+            f"agents ({len(members)} members)": lambda: reports.agents(period, members, zone_name),
+        }
+        others = {
+            label: statistics.median(timed(run, 1, max(3, args.repeat // 2))[0])
+            for label, run in endpoints.items()
+        }
         parts = {}
         for name in ("_time_stats", "_volume", "_outcomes"):  # where the product path spends its time
             part = getattr(reports, name, None)
@@ -296,6 +311,7 @@ def main() -> int:
     )
     if parts:
         print("product path by query (medians): " + ", ".join(f"{k} {v:.1f} ms" for k, v in parts.items()))
+    print("other reports, same period (medians): " + ", ".join(f"{k} {v:.1f} ms" for k, v in others.items()))
     print(f"speedup (median / median): {brute_median / product_median:.1f}x")
     if unsealed:
         print(
