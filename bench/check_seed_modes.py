@@ -21,6 +21,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings")
@@ -108,8 +110,13 @@ def snapshot(slug: str) -> dict[str, Counter[tuple[Any, ...]]]:
         )
         rows(
             "sealed intervals",
-            "SELECT day, name, agent_id, count, seconds, business_seconds FROM tickets_sealedintervals",
-            lambda r: (r[0], r[1], who(r[2]) if r[2] else 0, r[3], bytes(r[4]), bytes(r[5])),
+            "SELECT day, name, count, agent_ids, seconds, business_seconds FROM tickets_sealedintervals",
+            lambda r: (
+                *r[:3],
+                tuple(who(agent) if agent else 0 for agent in np.frombuffer(r[3], "<i8").tolist()),
+                bytes(r[4]),
+                bytes(r[5]),
+            ),
         )
         rows(
             "conversation days",

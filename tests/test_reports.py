@@ -774,22 +774,24 @@ def test_sealing_changes_no_figure(db, sam, alice, history: History):
     assert stale(history.number) == set()
     with schema_context("acme"):
         rows = sorted(
-            (row.day.isoformat(), row.name, row.agent_id, row.count)
+            (
+                row.day.isoformat(),
+                row.name,
+                row.count,
+                np.frombuffer(row.agent_ids, intervals.AGENTS).tolist(),
+            )
             for row in SealedIntervals.objects.filter(number=history.number)
         )
-    assert rows == sorted(
-        [
-            # A: alice answers first (30 min), sam answers the second wait (1 h), alice resolves.
-            ("2026-10-05", "first_response", alice.pk, 1),
-            ("2026-10-05", "response", alice.pk, 1),
-            ("2026-10-05", "response", sam.pk, 1),
-            ("2026-10-05", "resolution", alice.pk, 1),
-            # B: alice answers on Tuesday, sam resolves on Wednesday. C is never answered.
-            ("2026-10-06", "first_response", alice.pk, 1),
-            ("2026-10-06", "response", alice.pk, 1),
-            ("2026-10-07", "resolution", sam.pk, 1),
-        ]
-    )
+    assert rows == [
+        # A: alice answers first (30 min), sam answers the second wait (1 h), alice resolves.
+        ("2026-10-05", "first_response", 1, [alice.pk]),
+        ("2026-10-05", "resolution", 1, [alice.pk]),
+        ("2026-10-05", "response", 2, sorted([alice.pk, sam.pk])),
+        # B: alice answers on Tuesday, sam resolves on Wednesday. C is never answered.
+        ("2026-10-06", "first_response", 1, [alice.pk]),
+        ("2026-10-06", "response", 1, [alice.pk]),
+        ("2026-10-07", "resolution", 1, [sam.pk]),
+    ]
     assert reports_of(sam, history.number) == before
     assert seal(date(2026, 10, 8)) == []  # nothing left to seal
 
@@ -797,9 +799,7 @@ def test_sealing_changes_no_figure(db, sam, alice, history: History):
 def test_a_sealed_day_is_read_from_its_sealed_rows(db, sam, alice, history: History):
     seal(date(2026, 10, 8))
     with schema_context("acme"):
-        row = SealedIntervals.objects.get(
-            number=history.number, day=date(2026, 10, 6), name="first_response", agent_id=alice.pk
-        )
+        row = SealedIntervals.objects.get(number=history.number, day=date(2026, 10, 6), name="first_response")
         # B's first response (17 h) as if it had been 5 s: the count still matches, so the row is trusted.
         row.seconds = np.array([5.0]).tobytes()
         row.save()
@@ -877,17 +877,25 @@ def test_consecutive_days_are_read_as_ranges():
     ]
 
 
-def test_sealed_values_are_sorted(db, alice, history: History):
-    # Two more waits on Wednesday (business hours), answered by alice: 40 minutes, then 10 minutes.
-    longer = customer(history.number, "6281000000011", wib(2026, 10, 7, 9)).conversation_id
-    outbound(longer, wib(2026, 10, 7, 9, 40), alice)
-    shorter = customer(history.number, "6281000000012", wib(2026, 10, 7, 11)).conversation_id
-    outbound(shorter, wib(2026, 10, 7, 11, 10), alice)
+def test_sealed_values_are_ordered_by_agent_then_time(db, alice, sam, history: History):
+    # Three more waits on Wednesday (business hours): alice answers after 40 and 10 minutes, sam after 5.
+    for wa_id, (hour, minutes), agent in (
+        ("6281000000011", (9, 40), alice),
+        ("6281000000012", (11, 10), alice),
+        ("6281000000013", (13, 5), sam),
+    ):
+        waiting = customer(history.number, wa_id, wib(2026, 10, 7, hour)).conversation_id
+        outbound(waiting, wib(2026, 10, 7, hour, minutes), agent)
     seal(date(2026, 10, 8))
     with schema_context("acme"):
-        row = SealedIntervals.objects.get(
-            number=history.number, day=date(2026, 10, 7), name="response", agent_id=alice.pk
+        row = SealedIntervals.objects.get(number=history.number, day=date(2026, 10, 7), name="response")
+    stored = list(
+        zip(
+            np.frombuffer(row.agent_ids, intervals.AGENTS).tolist(),
+            np.frombuffer(row.seconds, intervals.PACKED).tolist(),
+            np.frombuffer(row.business_seconds, intervals.PACKED).tolist(),
+            strict=True,
         )
-    assert row.count == 2
-    assert np.frombuffer(row.seconds, intervals.PACKED).tolist() == [600.0, 2400.0]
-    assert np.frombuffer(row.business_seconds, intervals.PACKED).tolist() == [600.0, 2400.0]
+    )
+    assert row.count == 3
+    assert stored == sorted([(alice.pk, 2400.0, 2400.0), (alice.pk, 600.0, 600.0), (sam.pk, 300.0, 300.0)])

@@ -2,9 +2,9 @@
 
 Every interval is a ReportingEvent row, written when it happens. Exact percentiles need every value of the
 period, and sorting them all on each request was most of a report's time. So a day that has ended is sealed
-(`seal_closed_days`, a periodic job): its values are stored sorted and packed, one SealedIntervals row per
-measure, number and agent, and a 90-day report reads a few thousand small rows and selects the percentiles from
-them in memory.
+(`seal_closed_days`, a periodic job): its values are packed, one SealedIntervals row per measure and number
+(with the agent of each value alongside), and a 90-day report reads a few hundred rows, whatever the number of
+agents, and selects the percentiles from them in memory.
 
 A sealed row is trusted only while its `count` equals the day's counter in DailyVolume, which is written in the
 same transaction as every interval: an interval recorded late for a sealed day (a deadline sweep catching up
@@ -28,50 +28,60 @@ from tickets.store import MEASURE_COUNTERS
 
 TIMES = tuple(MEASURE_COUNTERS)  # first_response, response, resolution
 PACKED = np.dtype("<f8")
+AGENTS = np.dtype("<i8")
 
 
 @dataclass(frozen=True)
 class Intervals:
-    """The values of one measure on one day, for one number and agent (agent 0: none)."""
+    """The values of one measure on one day for one number: aligned arrays, ordered by agent (0: none) and then
+    by calendar seconds."""
 
     day: date
     name: str
     number_id: int
-    agent_id: int
+    agent_ids: np.ndarray
     seconds: np.ndarray
     business_seconds: np.ndarray
 
+    @classmethod
+    def ordered(
+        cls, day: date, name: str, number_id: int, agent_ids: Any, seconds: Any, business_seconds: Any
+    ) -> Intervals:
+        agent_ids = np.asarray(agent_ids, AGENTS)
+        seconds, business_seconds = np.asarray(seconds, PACKED), np.asarray(business_seconds, PACKED)
+        order = np.lexsort((business_seconds, seconds, agent_ids))
+        return cls(day, name, number_id, agent_ids[order], seconds[order], business_seconds[order])
 
-def _filters(number_id: int | None, agent_id: int | None) -> tuple[str, list[Any]]:
-    clauses, params = "", []
-    if number_id is not None:
-        clauses += " AND number_id = %s"
-        params.append(number_id)
-    if agent_id is not None:
-        clauses += " AND agent_id = %s"
-        params.append(agent_id)
-    return clauses, params
+    def of_agent(self, agent_id: int) -> Intervals:
+        mine = self.agent_ids == agent_id
+        return Intervals(
+            self.day,
+            self.name,
+            self.number_id,
+            self.agent_ids[mine],
+            self.seconds[mine],
+            self.business_seconds[mine],
+        )
 
 
-def stale_days(
-    first: date, last: date, number_id: int | None = None, agent_id: int | None = None
-) -> set[date]:
+def stale_days(first: date, last: date, number_id: int | None = None) -> set[date]:
     """Days in [first, last] whose sealed rows do not hold exactly the intervals their counters count (never
     sealed, or an interval recorded since)."""
-    where, params = _filters(number_id, agent_id)
+    number = " AND number_id = %s" if number_id is not None else ""
+    params: list[Any] = [first, last, *([number_id] if number_id is not None else [])]
     counted = " UNION ALL ".join(
-        f"SELECT day, '{name}' AS name, number_id, agent_id, {counter} AS n FROM {DailyVolume._meta.db_table}"  # noqa: S608
-        f" WHERE day BETWEEN %s AND %s AND {counter} > 0{where}"
+        f"SELECT day, '{name}' AS name, number_id, sum({counter}) AS n FROM {DailyVolume._meta.db_table}"  # noqa: S608
+        f" WHERE day BETWEEN %s AND %s{number} GROUP BY day, number_id HAVING sum({counter}) > 0"
         for name, counter in MEASURE_COUNTERS.items()
     )
     sql = (
         f"SELECT DISTINCT day FROM ({counted}) counted"  # noqa: S608 (names from the code, values as parameters)
-        f" FULL JOIN (SELECT day, name, number_id, agent_id, count AS n FROM {SealedIntervals._meta.db_table}"
-        f" WHERE day BETWEEN %s AND %s{where}) sealed USING (day, name, number_id, agent_id)"
+        f" FULL JOIN (SELECT day, name, number_id, count AS n FROM {SealedIntervals._meta.db_table}"
+        f" WHERE day BETWEEN %s AND %s{number}) sealed USING (day, name, number_id)"
         " WHERE counted.n IS DISTINCT FROM sealed.n"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [first, last, *params] * (len(MEASURE_COUNTERS) + 1))
+        cursor.execute(sql, params * (len(MEASURE_COUNTERS) + 1))
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -84,30 +94,34 @@ def _fetch_binary(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return binary.fetchall()
 
 
-def _recorded(first: date, last: date, number_id: int | None, agent_id: int | None) -> list[Intervals]:
+def _recorded(first: date, last: date, number_id: int | None) -> list[Intervals]:
     """The intervals dated in [first, last] as recorded in ReportingEvent.
 
     PostgreSQL packs them per measure and day (big-endian, as float8send / int8send write them), in the order of
-    the reporting_name_day index, so without a sort; they are split by number and agent here. One statement,
-    so one consistent snapshot.
+    the reporting_name_day index, so without a sort; they are split by number here. One statement, so one
+    consistent snapshot.
     """
-    where, params = _filters(number_id, agent_id)
+    number = " AND number_id = %s" if number_id is not None else ""
     rows = _fetch_binary(
         "SELECT name, day, string_agg(int8send(number_id), ''), string_agg(int8send(coalesce(agent_id, 0)), ''),"  # noqa: S608
         " string_agg(float8send(value_seconds), ''), string_agg(float8send(value_business_seconds), '')"
         f" FROM {ReportingEvent._meta.db_table}"
         f" WHERE name IN ('first_response', 'response', 'resolution') AND day BETWEEN %s AND %s"
-        f" AND number_id IS NOT NULL{where} GROUP BY name, day",  # every interval has its ticket's number
-        [first, last, *params],
+        f" AND number_id IS NOT NULL{number} GROUP BY name, day",  # every interval has its ticket's number
+        [first, last, *([number_id] if number_id is not None else [])],
     )
     found = []
     for name, day, packed_numbers, packed_agents, packed_seconds, packed_business_seconds in rows:
         numbers, agents = np.frombuffer(packed_numbers, ">i8"), np.frombuffer(packed_agents, ">i8")
-        seconds = np.frombuffer(packed_seconds, ">f8").astype(PACKED)
-        business_seconds = np.frombuffer(packed_business_seconds, ">f8").astype(PACKED)
-        for number, agent in sorted(set(zip(numbers.tolist(), agents.tolist(), strict=True))):
-            theirs = (numbers == number) & (agents == agent)
-            found.append(Intervals(day, name, number, agent, seconds[theirs], business_seconds[theirs]))
+        seconds = np.frombuffer(packed_seconds, ">f8")
+        business_seconds = np.frombuffer(packed_business_seconds, ">f8")
+        for number_of_day in sorted(set(numbers.tolist())):
+            theirs = numbers == number_of_day
+            found.append(
+                Intervals.ordered(
+                    day, name, number_of_day, agents[theirs], seconds[theirs], business_seconds[theirs]
+                )
+            )
     return found
 
 
@@ -125,27 +139,30 @@ def _runs(days: set[date]) -> list[tuple[date, date]]:
 def read(
     first: date, last: date, number_id: int | None = None, agent_id: int | None = None
 ) -> list[Intervals]:
-    """Every interval dated in [first, last]: sealed where the seal is current, as recorded elsewhere."""
-    stale = stale_days(first, last, number_id, agent_id)
-    where, params = _filters(number_id, agent_id)
+    """Every interval dated in [first, last] (of one number, of one agent): sealed where the seal is current,
+    as recorded elsewhere."""
+    stale = stale_days(first, last, number_id)
+    number = " AND number_id = %s" if number_id is not None else ""
     rows = _fetch_binary(
-        f"SELECT day, name, number_id, agent_id, seconds, business_seconds"  # noqa: S608
-        f" FROM {SealedIntervals._meta.db_table} WHERE day BETWEEN %s AND %s AND NOT day = ANY(%s){where}",
-        [first, last, sorted(stale), *params],
+        f"SELECT day, name, number_id, agent_ids, seconds, business_seconds"  # noqa: S608
+        f" FROM {SealedIntervals._meta.db_table} WHERE day BETWEEN %s AND %s AND NOT day = ANY(%s){number}",
+        [first, last, sorted(stale), *([number_id] if number_id is not None else [])],
     )
     found = [
         Intervals(
             day,
             name,
             number,
-            agent,
+            np.frombuffer(agent_ids, AGENTS),
             np.frombuffer(seconds, PACKED),
             np.frombuffer(business_seconds, PACKED),
         )
-        for day, name, number, agent, seconds, business_seconds in rows
+        for day, name, number, agent_ids, seconds, business_seconds in rows
     ]
     for run_first, run_last in _runs(stale):
-        found += _recorded(run_first, run_last, number_id, agent_id)
+        found += _recorded(run_first, run_last, number_id)
+    if agent_id is not None:
+        found = [part for part in (whole.of_agent(agent_id) for whole in found) if len(part.seconds)]
     return found
 
 
@@ -167,16 +184,33 @@ def seal_day(day: date) -> None:
             [
                 SealedIntervals(
                     day=day,
-                    name=intervals.name,
-                    number_id=intervals.number_id,
-                    agent_id=intervals.agent_id,
-                    count=len(intervals.seconds),
-                    seconds=np.sort(intervals.seconds).tobytes(),
-                    business_seconds=np.sort(intervals.business_seconds).tobytes(),
+                    name=part.name,
+                    number_id=part.number_id,
+                    count=len(part.seconds),
+                    agent_ids=part.agent_ids.tobytes(),
+                    seconds=part.seconds.tobytes(),
+                    business_seconds=part.business_seconds.tobytes(),
                 )
-                for intervals in _recorded(day, day, None, None)
+                for part in _recorded(day, day, None)
             ]
         )
+
+
+def by_agent(parts: list[Intervals]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{agent id: (calendar seconds, business seconds)} of all the parts together."""
+    agent_ids = np.concatenate([part.agent_ids for part in parts]) if parts else np.array([], AGENTS)
+    if not len(agent_ids):
+        return {}
+    order = np.argsort(agent_ids, kind="stable")
+    agent_ids = agent_ids[order]
+    seconds = np.concatenate([part.seconds for part in parts])[order]
+    business_seconds = np.concatenate([part.business_seconds for part in parts])[order]
+    starts = np.flatnonzero(np.r_[True, agent_ids[1:] != agent_ids[:-1]])
+    ends = np.r_[starts[1:], len(agent_ids)]
+    return {
+        int(agent_ids[start]): (seconds[start:end], business_seconds[start:end])
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
+    }
 
 
 def percentile_cont(values: np.ndarray, fractions: tuple[float, ...]) -> list[float]:

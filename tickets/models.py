@@ -217,25 +217,24 @@ class ConversationDay(models.Model):
 
 
 class SealedIntervals(models.Model):
-    """The measured intervals of one day that has ended, per measure, number and agent, packed for reports.
+    """The measured intervals of one day that has ended, per measure and number, packed for reports.
 
-    `seconds` and `business_seconds` are the values of the day's ReportingEvent rows, each sorted, as packed
-    little-endian doubles. Written by tickets.intervals.seal_closed_days; read only while `count` equals the
-    day's counter in DailyVolume (tickets/intervals.py says why that keeps reports exact).
+    Three aligned arrays, ordered by agent and then by calendar seconds: `agent_ids` (little-endian int64;
+    0: not attributable to an agent), `seconds` and `business_seconds` (little-endian doubles), one entry per
+    ReportingEvent row of the day. Written by tickets.intervals.seal_closed_days; read only while `count` equals
+    the day's counters in DailyVolume (tickets/intervals.py says why that keeps reports exact).
     """
 
     day = models.DateField()
     name = models.CharField(max_length=32)
     number = models.ForeignKey(WhatsAppNumber, on_delete=models.CASCADE, related_name="+")
-    agent_id = models.BigIntegerField(default=0, help_text="tenancy.User id; 0: not attributable to an agent")
     count = models.PositiveIntegerField()
+    agent_ids = models.BinaryField()
     seconds = models.BinaryField()
     business_seconds = models.BinaryField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["day", "name", "number", "agent_id"], name="sealed_intervals_key")
-        ]
+        constraints = [models.UniqueConstraint(fields=["day", "name", "number"], name="sealed_intervals_key")]
 
     def __str__(self) -> str:
-        return f"{self.day} {self.name} {self.number_id}/{self.agent_id}: {self.count}"
+        return f"{self.day} {self.name} {self.number_id}: {self.count}"

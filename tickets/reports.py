@@ -76,28 +76,36 @@ def _stats(count: int, mean: float | None, median: float | None, p90: float | No
 
 EMPTY = {"mean": None, "median": None, "p90": None, "count": 0}
 WEEK = "date_trunc('week', day)::date"
-# How the time figures group the intervals, for each SQL grouping of the counts.
+# How the time figures group the intervals, for each SQL grouping of the counts (agents: see _time_stats).
 GROUP_KEYS: dict[str, Callable[[Intervals], Any]] = {
     "": lambda part: None,
     "day": lambda part: part.day,
     WEEK: lambda part: part.day - timedelta(days=part.day.weekday()),
-    "agent_id": lambda part: part.agent_id,
 }
 
 
 def _time_stats(period: Period, group: str = "") -> dict[Any, dict[str, Any]]:
     """{group key: {"first_response_seconds": {...}, "first_response_business_seconds": {...}, ...}}"""
-    key_of = GROUP_KEYS[group]
-    grouped: dict[tuple[Any, str], list[Intervals]] = {}
-    for part in intervals.read(period.start, period.end, period.number_id, period.agent_id):
-        grouped.setdefault((key_of(part), part.name), []).append(part)
+    parts = intervals.read(period.start, period.end, period.number_id, period.agent_id)
+    values: dict[tuple[Any, str], tuple[np.ndarray, np.ndarray]] = {}
+    if group == "agent_id":
+        for name in TIMES:
+            measured = intervals.by_agent([part for part in parts if part.name == name])
+            values.update({(agent_id, name): pair for agent_id, pair in measured.items()})
+    else:
+        grouped: dict[tuple[Any, str], list[Intervals]] = {}
+        for part in parts:
+            grouped.setdefault((GROUP_KEYS[group](part), part.name), []).append(part)
+        for key, its_parts in grouped.items():
+            values[key] = (
+                np.concatenate([part.seconds for part in its_parts]),
+                np.concatenate([part.business_seconds for part in its_parts]),
+            )
     out: dict[Any, dict[str, Any]] = {}
-    for (key, name), parts in grouped.items():
+    for (key, name), (seconds, business_seconds) in values.items():
         figures = out.setdefault(key, _empty_times())
-        figures[f"{name}_seconds"] = _stats(*intervals.describe(np.concatenate([p.seconds for p in parts])))
-        figures[f"{name}_business_seconds"] = _stats(
-            *intervals.describe(np.concatenate([p.business_seconds for p in parts]))
-        )
+        figures[f"{name}_seconds"] = _stats(*intervals.describe(seconds))
+        figures[f"{name}_business_seconds"] = _stats(*intervals.describe(business_seconds))
     return out
 
 

@@ -33,14 +33,14 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('day', models.DateField()),
                 ('name', models.CharField(max_length=32)),
-                ('agent_id', models.BigIntegerField(default=0, help_text='tenancy.User id; 0: not attributable to an agent')),
                 ('count', models.PositiveIntegerField()),
+                ('agent_ids', models.BinaryField()),
                 ('seconds', models.BinaryField()),
                 ('business_seconds', models.BinaryField()),
                 ('number', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.whatsappnumber')),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('day', 'name', 'number', 'agent_id'), name='sealed_intervals_key')],
+                'constraints': [models.UniqueConstraint(fields=('day', 'name', 'number'), name='sealed_intervals_key')],
             },
         ),
         migrations.RunSQL(
