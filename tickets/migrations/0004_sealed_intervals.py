@@ -44,6 +44,13 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunSQL(
+            # Every report reads these arrays whole: stored uncompressed (decompressing them was a quarter of
+            # the read).
+            sql="ALTER TABLE tickets_sealedintervals ALTER COLUMN agent_ids SET STORAGE EXTERNAL,"
+            " ALTER COLUMN seconds SET STORAGE EXTERNAL, ALTER COLUMN business_seconds SET STORAGE EXTERNAL",
+            reverse_sql=migrations.RunSQL.noop,
+        ),
+        migrations.RunSQL(
         # Existing intervals are counted too; no day is sealed yet (the periodic job seals them).
         sql="""
             INSERT INTO tickets_dailyvolume AS v
