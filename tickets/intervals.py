@@ -64,11 +64,16 @@ class Intervals:
         )
 
 
+def _of_number(number_id: int | None) -> tuple[str, list[Any]]:
+    """The SQL condition (and its parameters) that keeps one number's rows, or none."""
+    return ("", []) if number_id is None else (" AND number_id = %s", [number_id])
+
+
 def stale_days(first: date, last: date, number_id: int | None = None) -> set[date]:
     """Days in [first, last] whose sealed rows do not hold exactly the intervals their counters count (never
     sealed, or an interval recorded since)."""
-    number = " AND number_id = %s" if number_id is not None else ""
-    params: list[Any] = [first, last, *([number_id] if number_id is not None else [])]
+    number, number_params = _of_number(number_id)
+    params: list[Any] = [first, last, *number_params]
     counted = " UNION ALL ".join(
         f"SELECT day, '{name}' AS name, number_id, sum({counter}) AS n FROM {DailyVolume._meta.db_table}"  # noqa: S608
         f" WHERE day BETWEEN %s AND %s{number} GROUP BY day, number_id HAVING sum({counter}) > 0"
@@ -101,14 +106,14 @@ def _recorded(first: date, last: date, number_id: int | None) -> list[Intervals]
     the reporting_name_day index, so without a sort; they are split by number here. One statement, so one
     consistent snapshot.
     """
-    number = " AND number_id = %s" if number_id is not None else ""
+    number, number_params = _of_number(number_id)
     rows = _fetch_binary(
         "SELECT name, day, string_agg(int8send(number_id), ''), string_agg(int8send(coalesce(agent_id, 0)), ''),"  # noqa: S608
         " string_agg(float8send(value_seconds), ''), string_agg(float8send(value_business_seconds), '')"
         f" FROM {ReportingEvent._meta.db_table}"
         f" WHERE name IN ('first_response', 'response', 'resolution') AND day BETWEEN %s AND %s"
         f" AND number_id IS NOT NULL{number} GROUP BY name, day",  # every interval has its ticket's number
-        [first, last, *([number_id] if number_id is not None else [])],
+        [first, last, *number_params],
     )
     found = []
     for name, day, packed_numbers, packed_agents, packed_seconds, packed_business_seconds in rows:
@@ -142,11 +147,11 @@ def read(
     """Every interval dated in [first, last] (of one number, of one agent): sealed where the seal is current,
     as recorded elsewhere."""
     stale = stale_days(first, last, number_id)
-    number = " AND number_id = %s" if number_id is not None else ""
+    number, number_params = _of_number(number_id)
     rows = _fetch_binary(
         f"SELECT day, name, number_id, agent_ids, seconds, business_seconds"  # noqa: S608
         f" FROM {SealedIntervals._meta.db_table} WHERE day BETWEEN %s AND %s AND NOT day = ANY(%s){number}",
-        [first, last, sorted(stale), *([number_id] if number_id is not None else [])],
+        [first, last, sorted(stale), *number_params],
     )
     found = [
         Intervals(
