@@ -196,6 +196,24 @@ def fresh_wa_id() -> str:
     return "628" + str(secrets.randbelow(10**10)).zfill(10)
 
 
+def queue_outbound(conversation_id: int, at: Any, user: Any = None, kind: str = "agent") -> Any:
+    """An outbound message of acme written at `at` (an agent reply, or a bot / automation / broadcast message),
+    through do_queue_outbound."""
+    from conversations.actions import do_queue_outbound
+    from conversations.models import Conversation
+
+    with schema_context("acme"):
+        return do_queue_outbound(
+            Conversation.objects.get(pk=conversation_id),
+            type="text",
+            text="reply",
+            content={"body": "reply"},
+            sender_kind=kind,
+            sender=user,
+            at=at,
+        )
+
+
 def retarget(
     p: dict[str, Any],
     spec: dict[str, str] = ACME,

@@ -26,7 +26,7 @@ from conversations import actions as conversation_actions
 from conversations.models import Conversation, Message, SenderKind
 from helpdesk.tenancy.actions import do_add_number
 from helpdesk.tenancy.models import Membership, WhatsAppNumber
-from tests.conftest import ACME, tenant_client
+from tests.conftest import ACME, queue_outbound, tenant_client
 from tickets import actions, deadlines, intervals
 from tickets.models import SealedIntervals, Ticket
 from tickets.support_settings import check_update_support_settings
@@ -78,21 +78,6 @@ def customer(number: WhatsAppNumber, wa_id: str, at: datetime) -> Message:
     return stored
 
 
-def outbound(conversation_id: int, at: datetime, user: Any = None, kind: str = SenderKind.AGENT) -> Message:
-    """An outbound message written at `at` (an agent reply, or a bot / automation / broadcast message)."""
-    with schema_context("acme"):
-        message = conversation_actions.do_queue_outbound(
-            Conversation.objects.get(pk=conversation_id),
-            type="text",
-            text="reply",
-            content={"body": "reply"},
-            sender_kind=kind,
-            sender=user,
-            at=at,
-        )
-    return message
-
-
 def resolve(conversation_id: int, actor: Any, at: datetime) -> None:
     with schema_context("acme"):
         ticket = Ticket.objects.get(pk=Conversation.objects.get(pk=conversation_id).current_ticket_id)
@@ -125,16 +110,16 @@ def history(acme: Any, acme_number: Any, alice: Any, sam: Any) -> History:
     number = new_number(acme)
     a = customer(number, "6281000000001", wib(2026, 10, 5, 9)).conversation_id
     customer(number, "6281000000001", wib(2026, 10, 5, 9, 10))
-    outbound(a, wib(2026, 10, 5, 9, 20), kind=SenderKind.BOT)
+    queue_outbound(a, wib(2026, 10, 5, 9, 20), kind=SenderKind.BOT)
     with schema_context("acme"):
         conversation_actions.check_add_note(Conversation.objects.get(pk=a), alice, "VIP, be quick")
-    outbound(a, wib(2026, 10, 5, 9, 30), alice)
-    outbound(a, wib(2026, 10, 5, 9, 40), alice)
+    queue_outbound(a, wib(2026, 10, 5, 9, 30), alice)
+    queue_outbound(a, wib(2026, 10, 5, 9, 40), alice)
     customer(number, "6281000000001", wib(2026, 10, 5, 10))
-    outbound(a, wib(2026, 10, 5, 11), sam)
+    queue_outbound(a, wib(2026, 10, 5, 11), sam)
     resolve(a, alice, wib(2026, 10, 5, 11, 30))
     b = customer(number, "6281000000002", wib(2026, 10, 5, 16)).conversation_id
-    outbound(b, wib(2026, 10, 6, 9), alice)
+    queue_outbound(b, wib(2026, 10, 6, 9), alice)
     c = customer(number, "6281000000003", wib(2026, 10, 6, 9)).conversation_id
     d = customer(acme_number, "6281000000004", wib(2026, 10, 6, 12)).conversation_id
     check_deadlines(wib(2026, 10, 6, 13))
@@ -437,10 +422,10 @@ def test_a_ticket_resolved_twice_counts_once_with_both_resolution_times(db, acme
     # given a ticket resolved by alice, reopened by the customer and resolved by sam, all on Monday 12 October
     number = new_number(acme)
     a = customer(number, "6281000000005", wib(2026, 10, 12, 9)).conversation_id
-    outbound(a, wib(2026, 10, 12, 9, 10), alice)
+    queue_outbound(a, wib(2026, 10, 12, 9, 10), alice)
     resolve(a, alice, wib(2026, 10, 12, 9, 20))
     customer(number, "6281000000005", wib(2026, 10, 12, 10))
-    outbound(a, wib(2026, 10, 12, 10, 5), sam)
+    queue_outbound(a, wib(2026, 10, 12, 10, 5), sam)
     resolve(a, sam, wib(2026, 10, 12, 10, 30))
     period = {"from": "2026-10-12", "to": "2026-10-12", "number": number.pk}
 
@@ -615,7 +600,7 @@ def test_days_are_the_tenants_local_days(db, acme, sam, alice, zone, day_of_it, 
         check_update_support_settings({"timezone": zone})
     number = new_number(acme)
     message = customer(number, "6281000000009", datetime(2026, 10, 6, 2, 30, tzinfo=UTC))
-    outbound(message.conversation_id, datetime(2026, 10, 6, 3, 30, tzinfo=UTC), alice)
+    queue_outbound(message.conversation_id, datetime(2026, 10, 6, 3, 30, tzinfo=UTC), alice)
 
     # when sam asks for each of the two days
     hit = get(
@@ -815,7 +800,7 @@ def test_an_interval_recorded_after_the_seal_is_reported_until_the_day_is_sealed
 
     # A late write dated Wednesday 7 October: a new customer answered after 20 minutes.
     late = customer(history.number, "6281000000009", wib(2026, 10, 7, 9, 40)).conversation_id
-    outbound(late, wib(2026, 10, 7, 10), alice)
+    queue_outbound(late, wib(2026, 10, 7, 10), alice)
 
     assert stale(history.number) == {date(2026, 10, 7)}
     after = summary_of(sam, history.number)
@@ -833,7 +818,7 @@ def test_the_periodic_job_seals_ended_days_and_not_today(db, alice, acme_number,
     now = timezone.now()
     today = now.astimezone(ZoneInfo("Asia/Jakarta")).date()  # acme's zone
     waiting = customer(acme_number, "6281000000010", now - timedelta(minutes=5)).conversation_id
-    outbound(waiting, now, alice)
+    queue_outbound(waiting, now, alice)
 
     seal_report_days.delay()
 
@@ -885,7 +870,7 @@ def test_sealed_values_are_ordered_by_agent_then_time(db, alice, sam, history: H
         ("6281000000013", (13, 5), sam),
     ):
         waiting = customer(history.number, wa_id, wib(2026, 10, 7, hour)).conversation_id
-        outbound(waiting, wib(2026, 10, 7, hour, minutes), agent)
+        queue_outbound(waiting, wib(2026, 10, 7, hour, minutes), agent)
     seal(date(2026, 10, 8))
     with schema_context("acme"):
         row = SealedIntervals.objects.get(number=history.number, day=date(2026, 10, 7), name="response")

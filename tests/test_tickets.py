@@ -20,7 +20,7 @@ from conversations import actions as conversation_actions
 from conversations.models import Conversation, InboxEvent, Message, SenderKind
 from helpdesk.tenancy.actions import do_add_member
 from helpdesk.tenancy.models import Membership
-from tests.conftest import ACME, GLOBEX, PASSWORD, fresh_wa_id, tenant_client
+from tests.conftest import ACME, GLOBEX, PASSWORD, fresh_wa_id, queue_outbound, tenant_client
 from tickets import actions, deadlines, tasks
 from tickets.models import ReportingEvent, Ticket
 from tickets.serializers import ticket_data
@@ -72,18 +72,7 @@ def receive(number: Any, wa_id: str, at: datetime | int, text: str = "hello") ->
 
 
 def reply_at(conversation_id: int, user: Any, at: datetime, kind: str = SenderKind.AGENT) -> Message:
-    """An outbound message written at a chosen moment, handed to the ticket hook like do_queue_outbound does."""
-    with schema_context("acme"):
-        message = conversation_actions.do_queue_outbound(
-            Conversation.objects.get(pk=conversation_id),
-            type="text",
-            text="reply",
-            content={"body": "reply"},
-            sender_kind=kind,
-            sender=user,
-            at=at,
-        )
-    return message
+    return queue_outbound(conversation_id, at, user, kind)
 
 
 def set_status(ticket: Ticket, actor: Any, status: str, at: datetime) -> Ticket:
