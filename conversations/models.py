@@ -11,22 +11,34 @@ from django.utils import timezone
 from helpdesk.tenancy.models import WhatsAppNumber
 
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+# Ids from WhatsApp (wamids, phone numbers, BSUIDs: at most 256 characters per the reference); anything longer
+# is not an id we can key on, and is skipped with a logged reason.
+MAX_ID_LENGTH = 256
+
+
+class MarketingPreference(models.TextChoices):
+    STOP = "stop", "Stopped marketing messages"
+    RESUME = "resume", "Resumed marketing messages"
 
 
 class Contact(models.Model):
     """A WhatsApp user as one number of ours knows them: by phone (`wa_id`) and/or business-scoped id."""
 
     number = models.ForeignKey(WhatsAppNumber, on_delete=models.PROTECT, related_name="+")
-    wa_id = models.CharField(max_length=32, blank=True, default="")
+    wa_id = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
     user_id = models.CharField(
-        max_length=256, blank=True, default="", help_text="Business-scoped user id (BSUID)"
+        max_length=MAX_ID_LENGTH, blank=True, default="", help_text="Business-scoped user id (BSUID)"
     )
-    username = models.CharField(max_length=256, blank=True, default="")
-    name = models.CharField(max_length=256, blank=True, default="")
+    # Text columns: a profile name is kept whole, however long (a column limit once lost whole messages).
+    username = models.TextField(blank=True, default="")
+    name = models.TextField(blank=True, default="")
     # Consent: when and how the contact opted in to business-initiated messages, and any opt-out.
     opted_in_at = models.DateTimeField(null=True, blank=True)
     opt_in_source = models.CharField(max_length=64, blank=True, default="")
     opted_out_at = models.DateTimeField(null=True, blank=True)
+    # Meta's `user_preferences` webhook: the customer stopped or resumed marketing messages in WhatsApp.
+    marketing = models.CharField(max_length=8, choices=MarketingPreference.choices, blank=True, default="")
+    marketing_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -103,6 +115,8 @@ class SenderKind(models.TextChoices):
 
     CUSTOMER = "customer", "Customer"
     AGENT = "agent", "Agent"
+    PHONE_APP = "phone_app", "WhatsApp Business app"  # an echo: the business answered from its phone
+    SYSTEM = "system", "WhatsApp"  # a system notice (the customer changed number, ...)
     BOT = "bot", "Bot"
     AUTOMATION = "automation", "Automation"
     BROADCAST = "broadcast", "Broadcast"
@@ -111,7 +125,7 @@ class SenderKind(models.TextChoices):
 class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     direction = models.CharField(max_length=3, choices=Direction.choices)
-    type = models.CharField(max_length=32, default="text")
+    type = models.CharField(max_length=64, default="text")
     text = models.TextField(
         blank=True, default="", help_text="Body, caption, or a readable summary of the content"
     )
@@ -119,11 +133,21 @@ class Message(models.Model):
         default=dict, blank=True, help_text="The WhatsApp type object as received or sent"
     )
     status = models.CharField(max_length=16, choices=MessageStatus.choices)
-    wamid = models.CharField(max_length=256, null=True, blank=True, unique=True)
-    reply_to_wamid = models.CharField(max_length=256, blank=True, default="")
+    wamid = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True, unique=True)
+    reply_to_wamid = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
     sender_kind = models.CharField(max_length=16, choices=SenderKind.choices)
     sender_user_id = models.BigIntegerField(null=True, blank=True, help_text="tenancy.User id of the agent")
-    sender_name = models.CharField(max_length=200, blank=True, default="")
+    sender_name = models.TextField(blank=True, default="")
+    # Imported from the WhatsApp Business app's history (coexistence): shown, never counted or ticketed.
+    is_history = models.BooleanField(default=False)
+    # The customer (or the business, from its phone) edited or deleted the message. A deleted message keeps
+    # its text for the audit; the API hides it from agents.
+    edited_at = models.DateTimeField(null=True, blank=True)
+    edit_wamid = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
+    original_text = models.TextField(blank=True, default="", help_text="The text before its first edit")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Reactions on this message, by who reacted: {"customer": {"emoji": "👍", "at": iso}, "business": {...}}.
+    reactions = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(
         default=timezone.now, help_text="WhatsApp timestamp for inbound messages"
     )
@@ -177,16 +201,25 @@ class InboxEvent(models.Model):
         return {"type": self.type, "id": self.pk, **self.payload}
 
 
-class PendingStatus(models.Model):
-    """A status webhook for a wamid we do not know yet: Meta's status can overtake the Graph API's answer to
-    our send. Applied when the send's wamid is stored (actions.do_mark_sent); swept after a week."""
+class PendingKind(models.TextChoices):
+    STATUS = "status", "Delivery status"
+    EDIT = "edit", "Edit"
+    REVOKE = "revoke", "Deletion"
+    REACTION = "reaction", "Reaction"
 
-    wamid = models.CharField(max_length=256, db_index=True)
+
+class PendingStatus(models.Model):
+    """An update for a wamid we do not know yet: Meta's status can overtake the Graph API's answer to our
+    send, and an edit, deletion or reaction can overtake the message it is about. Applied when that wamid is
+    stored (actions.do_mark_sent, do_receive_inbound); swept after a week. `status` holds the raw object."""
+
+    wamid = models.CharField(max_length=MAX_ID_LENGTH, db_index=True)
+    kind = models.CharField(max_length=16, choices=PendingKind.choices, default=PendingKind.STATUS)
     status = models.JSONField()
     received_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return f"{self.status.get('status')} for {self.wamid}"
+        return f"{self.kind} for {self.wamid}"
 
 
 class AccountEvent(models.Model):
@@ -194,12 +227,14 @@ class AccountEvent(models.Model):
     of a tenant's numbers, kept for the admin features that read it."""
 
     number = models.ForeignKey(WhatsAppNumber, null=True, on_delete=models.SET_NULL, related_name="+")
-    waba_id = models.CharField(max_length=64)
-    field = models.CharField(max_length=64)
-    event = models.CharField(max_length=64, blank=True, default="")
+    waba_id = models.TextField()
+    field = models.TextField()
+    event = models.TextField(blank=True, default="")
     value = models.JSONField()
     occurred_at = models.DateTimeField(default=timezone.now)
     received_at = models.DateTimeField(default=timezone.now)
+    # A digest of what Meta sent (field, account, number, time, value): a redelivery adds no second row.
+    digest = models.CharField(max_length=64, unique=True, null=True)
 
     class Meta:
         indexes = [models.Index(fields=["field", "-occurred_at"], name="account_event_recent")]

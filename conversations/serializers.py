@@ -12,7 +12,17 @@ from conversations.models import Contact, Conversation, Message, Note
 class ContactSerializer(serializers.ModelSerializer[Contact]):
     class Meta:
         model = Contact
-        fields = ["id", "wa_id", "user_id", "username", "name"]
+        fields = [
+            "id",
+            "wa_id",
+            "user_id",
+            "username",
+            "name",
+            "opted_in_at",
+            "opted_out_at",
+            "marketing",
+            "marketing_changed_at",
+        ]
 
 
 class TicketSummarySerializer(serializers.Serializer[Any]):
@@ -56,7 +66,10 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
 
 
 class MessageSerializer(serializers.ModelSerializer[Message]):
+    """A deleted message keeps its text in the database for the audit; agents see only that it was deleted."""
+
     conversation = serializers.IntegerField(source="conversation_id", read_only=True)
+    deleted = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -80,8 +93,23 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "error_code",
             "error_title",
             "error_details",
+            "edited_at",
+            "deleted",
+            "deleted_at",
+            "reactions",
+            "is_history",
         ]
         read_only_fields = fields
+
+    def get_deleted(self, message: Message) -> bool:
+        return message.deleted_at is not None
+
+    def to_representation(self, instance: Message) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if instance.deleted_at is not None:
+            data["text"] = ""
+            data["content"] = {}
+        return data
 
 
 class NoteSerializer(serializers.ModelSerializer[Note]):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.db.models import F, Q
@@ -48,6 +50,7 @@ def _claim(message_id: int) -> Message | None:
             pk=message_id, direction=Direction.OUT, status=MessageStatus.QUEUED, wamid__isnull=True
         )
         .filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=now - CLAIM_TIMEOUT))
+        .filter(send_attempts__lt=MAX_SEND_ATTEMPTS)
         .update(send_claimed_at=now, send_attempts=F("send_attempts") + 1)
     )
     if not claimed:
@@ -91,8 +94,46 @@ def send_message(schema_name: str, message_id: int) -> str:
             log.warning("send of message %s in %s failed for good: %s", message.pk, schema_name, error)
             actions.do_mark_send_failed(message.pk, error.code, error.title, error.details)
             return "failed"
-        actions.do_mark_sent(message.pk, wamid)
+        # Meta has the message: from here on only our bookkeeping may be retried, never the send.
+        record_sent(schema_name, message.pk, wamid)
         return "sent"
+
+
+BOOKKEEPING_TRIES = 3
+
+
+def record_sent(schema_name: str, message_id: int, wamid: str) -> None:
+    """Keep the wamid (one small statement, tried a few times), then mark the message sent. Whatever fails
+    here is retried as bookkeeping (`record_sent_later`); the sweeper finishes it if even that is lost."""
+    for attempt in range(1, BOOKKEEPING_TRIES + 1):
+        try:
+            actions.do_keep_wamid(message_id, wamid)
+            actions.do_mark_sent(message_id, wamid)
+            return
+        except Exception:
+            log.exception(
+                "recording the send of message %s in %s as %s failed (try %d)",
+                message_id,
+                schema_name,
+                wamid,
+                attempt,
+            )
+            time.sleep(0.05 * attempt)
+    try:
+        record_sent_later.apply_async((schema_name, message_id, wamid), countdown=retry_delay(1))
+    except Exception:  # the broker is down too: the sweeper sees a queued message that has its wamid
+        log.exception("could not schedule the bookkeeping of message %s", message_id)
+
+
+@shared_task(ignore_result=True, bind=True, max_retries=10)
+def record_sent_later(self: Any, schema_name: str, message_id: int, wamid: str) -> None:
+    """The bookkeeping of an accepted send, retried with backoff; it never calls the Graph API."""
+    with schema_context(schema_name):
+        try:
+            actions.do_keep_wamid(message_id, wamid)
+            actions.do_mark_sent(message_id, wamid)
+        except Exception as exc:
+            raise self.retry(exc=exc, countdown=retry_delay(self.request.retries + 1)) from exc
 
 
 @shared_task(ignore_result=True)
@@ -129,19 +170,32 @@ def sweep_pending_statuses() -> int:
 
 @shared_task(ignore_result=True)
 def sweep_outbound_messages() -> int:
-    """Beat: re-enqueue queued messages whose task was lost or whose worker died holding the claim."""
+    """Beat: finish the bookkeeping of accepted sends (queued with a wamid), re-enqueue queued messages whose
+    task was lost or whose worker died holding the claim, and fail those that used up their attempts."""
     stale_before = timezone.now() - CLAIM_TIMEOUT
     count = 0
     for tenant in get_tenant_model().objects.exclude(schema_name="public"):
         with schema_context(tenant.schema_name):
-            stuck = Message.objects.filter(
-                direction=Direction.OUT,
-                status=MessageStatus.QUEUED,
-                wamid__isnull=True,
-                created_at__lt=stale_before,
-            ).filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=stale_before))
+            queued = Message.objects.filter(
+                direction=Direction.OUT, status=MessageStatus.QUEUED, created_at__lt=stale_before
+            )
+            for message_id, wamid in queued.filter(wamid__isnull=False).values_list("pk", "wamid")[:500]:
+                record_sent(tenant.schema_name, message_id, str(wamid))
+                count += 1
+            stuck = queued.filter(wamid__isnull=True).filter(
+                Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=stale_before)
+            )
             stuck = stuck.filter(Q(send_retry_at__isnull=True) | Q(send_retry_at__lt=stale_before))
-            for message_id in stuck.values_list("pk", flat=True)[:500]:
+            for message_id in stuck.filter(send_attempts__gte=MAX_SEND_ATTEMPTS).values_list("pk", flat=True)[
+                :500
+            ]:
+                actions.do_mark_send_failed(
+                    message_id, None, "Not sent: every attempt was used up", f"{MAX_SEND_ATTEMPTS} attempts"
+                )
+                count += 1
+            for message_id in stuck.filter(send_attempts__lt=MAX_SEND_ATTEMPTS).values_list("pk", flat=True)[
+                :500
+            ]:
                 send_message.delay(tenant.schema_name, message_id)
                 count += 1
     return count

@@ -6,12 +6,14 @@ import logging
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from conversations import webhooks
 from helpdesk import crypto
-from helpdesk.tenancy.models import WhatsAppNumber
+from helpdesk.tenancy.models import WebhookEvent, WhatsAppNumber
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,8 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _handshake(request)
     result = webhooks.ingest(request.body, request.headers.get("X-Hub-Signature-256"))
-    return JsonResponse({"detail": result.detail}, status=result.status)
+    body = {"detail": result.detail, "code": result.code} if result.code else {"detail": result.detail}
+    return JsonResponse(body, status=result.status)
 
 
 def _handshake(request: HttpRequest) -> HttpResponse:
@@ -54,4 +57,33 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         state["redis"] = f"error: {exc}"
     healthy = all(value == "ok" for value in state.values())
-    return JsonResponse({"status": "ok" if healthy else "degraded", **state}, status=200 if healthy else 503)
+    body: dict[str, object] = {"status": "ok" if healthy else "degraded", **state}
+    if state["database"] == "ok":
+        # For the operator: webhook events that failed every retry and wait for `replay_webhook_events`.
+        body["parked_webhook_events"] = WebhookEvent.objects.filter(parked_at__isnull=False).count()
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def parked_webhooks(request: HttpRequest) -> HttpResponse:
+    """The operator's list of parked webhook events (public domain, superusers): tenant, field, error and
+    first-seen time of every change that failed all its retries, with a replay after a fix."""
+    if not (request.user.is_authenticated and request.user.is_superuser):
+        return redirect(f"/login/?next={request.path}")
+    message = ""
+    if request.method == "POST":
+        chosen = webhooks.parked_events()
+        event_id = request.POST.get("event", "")
+        if event_id:
+            valid = event_id.isascii() and event_id.isdecimal() and len(event_id) < 18
+            chosen = chosen.filter(pk=int(event_id)) if valid else chosen.none()
+        applied, failed = webhooks.replay(chosen)
+        message = _("Replayed: %(applied)d applied, %(failed)d failed again.") % {
+            "applied": applied,
+            "failed": failed,
+        }
+    rows = [
+        {"event": event, "failure": failure}
+        for event in webhooks.parked_events()[:500]
+        for failure in (event.failures or [{"tenant": "", "field": "", "error": event.last_error}])
+    ]
+    return render(request, "operator_webhooks.html", {"rows": rows, "message": message})

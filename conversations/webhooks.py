@@ -1,8 +1,12 @@
-"""Meta's webhooks: verify and store on arrival (`ingest`), then apply in batches (`process_pending_events`).
+"""Meta's webhooks: verify and store on arrival (`ingest`), then apply (`process_pending_events`).
 
-The request path does only what must happen before the 200: parse, find the numbers, check the signature
-in constant time, insert the raw event. Everything else runs in a Celery worker, batch by batch, in the
-schema of the tenant that owns each number.
+The request path does only what must happen before the 200: check the body's shape, find the numbers, check
+the signature in constant time, insert the raw event. Everything else runs in a Celery worker.
+
+Applying is isolated: every change of an event is applied on its own, and every item of a change (a message,
+a status) in its own transaction, so one bad item, change, event or tenant never stops the others. A change
+that fails is recorded on its event with its error and retried with backoff (only that change); after the last
+attempt the event is parked for the operator (`/operator/webhooks/`, `replay_webhook_events`).
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ import hashlib
 import hmac
 import json
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -21,12 +25,14 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from conversations import actions
-from conversations.models import AccountEvent
 from helpdesk.tenancy.models import WebhookEvent, WhatsAppNumber
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# Retries of a failed change: 30 s, 2 min, 10 min, 1 h; then the event is parked.
+RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(hours=1))
+CLAIM_FOR = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,52 @@ class IngestResult:
     status: int
     detail: str
     event_id: int | None = None
+    code: str = ""
+
+
+# ------------------------------------------------------------------ the envelope
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list; anything else (a missing key, a number, a string) has none."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def envelope_problem(payload: Any) -> str | None:
+    """What is wrong with the structure every webhook shares (`entry[].changes[]`), or None. Only the
+    envelope is strict: odd values inside a change are the processor's to skip, item by item."""
+    if not isinstance(payload, dict):
+        return "The body must be a JSON object."
+    entries = payload.get("entry", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        return "`entry` must be a list of objects."
+    for entry in entries:
+        changes = entry.get("changes", [])
+        if not isinstance(changes, list) or not all(isinstance(change, dict) for change in changes):
+            return "`entry[].changes` must be a list of objects."
+    return None
+
+
+def parse_body(body: bytes) -> Any:
+    """JSON, or ValueError. Deep nesting (100,000 `[`) is refused as invalid, not as a crash."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(str(error)) from None
+
+
+def _metadata_pnid(change: dict[str, Any]) -> str:
+    value = change.get("value")
+    metadata = value.get("metadata") if isinstance(value, dict) else None
+    pnid = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+    return str(pnid) if isinstance(pnid, str | int) and not isinstance(pnid, bool) and pnid != "" else ""
+
+
+def _entry_id(entry: dict[str, Any]) -> str:
+    value = entry.get("id")
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
 
 
 def _ids_in(payload: dict[str, Any]) -> tuple[set[str], set[str]]:
@@ -44,23 +96,12 @@ def _ids_in(payload: dict[str, Any]) -> tuple[set[str], set[str]]:
     in whichever tenant owns the entry's WABA id."""
     phone_number_ids: set[str] = set()
     waba_ids: set[str] = set()
-    for entry in payload.get("entry") or []:
-        if not isinstance(entry, dict):
-            continue
-        numbers_here: set[str] = set()
-        routed_by_waba = False
-        for change in entry.get("changes") or []:
-            if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
-                continue
-            metadata = change["value"].get("metadata")
-            pnid = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
-            if pnid:
-                numbers_here.add(str(pnid))
-            else:
-                routed_by_waba = True
+    for entry in _dicts(payload.get("entry")):
+        numbers_here = {pnid for change in _dicts(entry.get("changes")) if (pnid := _metadata_pnid(change))}
+        routed_by_waba = any(not _metadata_pnid(change) for change in _dicts(entry.get("changes")))
         phone_number_ids |= numbers_here
-        if (routed_by_waba or not numbers_here) and entry.get("id"):
-            waba_ids.add(str(entry["id"]))
+        if (routed_by_waba or not numbers_here) and _entry_id(entry):
+            waba_ids.add(_entry_id(entry))
     return phone_number_ids, waba_ids
 
 
@@ -79,16 +120,17 @@ def signature_matches(secret: str, body: bytes, header: str | None) -> bool:
 
 
 def ingest(body: bytes, signature_header: str | None) -> IngestResult:
-    """Verify and durably store one webhook POST. Nothing is stored unless every number it names is ours
-    and the signature matches the app secret of each of them."""
+    """Verify and durably store one webhook POST. Nothing is stored unless the shape is right, every number it
+    names is ours and the signature matches the app secret of each of them."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = parse_body(body)
+    except ValueError:
         log.warning("webhook body is not JSON (%d bytes) - refused", len(body))
-        return IngestResult(400, "The body is not valid JSON.")
-    if not isinstance(payload, dict):
-        log.warning("webhook body is JSON but not an object - refused")
-        return IngestResult(400, "The body must be a JSON object.")
+        return IngestResult(400, "The body is not valid JSON.", code="invalid_json")
+    problem = envelope_problem(payload)
+    if problem:
+        log.warning("webhook body refused: %s", problem)
+        return IngestResult(400, problem, code="invalid_shape")
     phone_number_ids, waba_ids = _ids_in(payload)
     numbers = numbers_for(phone_number_ids, waba_ids)
     if not numbers:
@@ -101,7 +143,7 @@ def ingest(body: bytes, signature_header: str | None) -> IngestResult:
         log.warning(
             "webhook with a missing or wrong signature refused (numbers %s)", sorted(phone_number_ids)
         )
-        return IngestResult(403, "Invalid or missing X-Hub-Signature-256.")
+        return IngestResult(403, "Invalid or missing X-Hub-Signature-256.", code="invalid_signature")
     unknown = phone_number_ids - {number.phone_number_id for number in numbers}
     if unknown:
         log.warning("webhook names unknown phone number ids %s; their changes are skipped", sorted(unknown))
@@ -123,138 +165,248 @@ def _enqueue_processing() -> None:
 # ------------------------------------------------------------------ processing
 
 
-@dataclass
-class TenantWork:
-    """The changes of a batch that belong to one tenant, applied together in its schema."""
+@dataclass(frozen=True)
+class ChangeWork:
+    """One change of an event, for one tenant: applied on its own, recorded on its event if it fails."""
 
+    key: str  # "<entry index>.<change index>", stable across retries
     schema_name: str
-    event_ids: set[int] = field(default_factory=set)
-    changes: list[tuple[WhatsAppNumber | None, str, dict[str, Any], dict[str, Any]]] = field(
-        default_factory=list
-    )
+    number: WhatsAppNumber | None
+    waba_id: str
+    field: str
+    value: dict[str, Any]
+    entry_time: Any
 
 
-def _plan(events: list[WebhookEvent]) -> dict[str, TenantWork]:
-    """Split every entry / change of every event by tenant (routing by phone-number id, else WABA id)."""
-    parsed = {event.pk: json.loads(event.body) for event in events}
-    all_pnids: set[str] = set()
-    all_wabas: set[str] = set()
-    for payload in parsed.values():
-        pnids, wabas = _ids_in(payload)
-        all_pnids |= pnids
-        all_wabas |= wabas
-        all_wabas |= {str(entry.get("id")) for entry in payload.get("entry") or [] if isinstance(entry, dict)}
-    numbers = numbers_for(all_pnids, all_wabas)
+def without_nul(value: Any) -> Any:
+    """The payload without NUL characters, which PostgreSQL text and jsonb cannot hold (the raw body keeps
+    them)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    return value
+
+
+def _plan(payload: Any, numbers: list[WhatsAppNumber]) -> list[ChangeWork]:
+    """Every change of one event, routed to the tenant of its number (by phone-number id, else WABA id)."""
     by_pnid = {number.phone_number_id: number for number in numbers}
-    by_waba: dict[str, list[WhatsAppNumber]] = defaultdict(list)
+    by_waba: dict[str, list[WhatsAppNumber]] = {}
     for registered in numbers:
-        by_waba[registered.waba_id].append(registered)
-    plan: dict[str, TenantWork] = {}
-    for event_id, payload in parsed.items():
-        for entry in payload.get("entry") or []:
-            if not isinstance(entry, dict):
+        by_waba.setdefault(registered.waba_id, []).append(registered)
+    work: list[ChangeWork] = []
+    for entry_index, entry in enumerate(_dicts(payload.get("entry"))):
+        waba_id = _entry_id(entry)
+        for change_index, change in enumerate(_dicts(entry.get("changes"))):
+            key = f"{entry_index}.{change_index}"
+            field = change.get("field")
+            value = change.get("value")
+            if not isinstance(field, str) or not field:
+                log.warning("change %s without `field` skipped: %.300s", key, change)
                 continue
-            for change in entry.get("changes") or []:
-                if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
-                    continue
-                value = change["value"]
-                pnid = str((value.get("metadata") or {}).get("phone_number_id") or "")
-                number: WhatsAppNumber | None = by_pnid.get(pnid) if pnid else None
-                account_numbers = (
-                    [number] if number else ([] if pnid else by_waba.get(str(entry.get("id")), []))
-                )
-                if not account_numbers:
-                    log.warning("change for unknown number %r / account %r skipped", pnid, entry.get("id"))
-                    continue
-                tenants_seen: set[str] = set()
-                for owner in account_numbers:
-                    schema = owner.tenant.schema_name
-                    if schema in tenants_seen:
-                        continue
-                    tenants_seen.add(schema)
-                    work = plan.setdefault(schema, TenantWork(schema))
-                    work.event_ids.add(event_id)
-                    work.changes.append((number, str(entry.get("id") or ""), change, entry))
-    return plan
+            if not isinstance(value, dict):
+                log.warning("change %s (%s) without a `value` object skipped", key, field)
+                continue
+            pnid = _metadata_pnid(change)
+            number = by_pnid.get(pnid) if pnid else None
+            owners = [number] if number else ([] if pnid else by_waba.get(waba_id, []))
+            if not owners:
+                log.warning("change %s for unknown number %r / account %r skipped", key, pnid, waba_id)
+                continue
+            for schema_name in sorted({owner.tenant.schema_name for owner in owners}):
+                work.append(ChangeWork(key, schema_name, number, waba_id, field, value, entry.get("time")))
+    return work
 
 
-def _apply_change(
-    number: WhatsAppNumber | None, waba_id: str, change: dict[str, Any], entry: dict[str, Any]
-) -> None:
-    value: dict[str, Any] = change["value"]
-    field_name = str(change.get("field") or "")
-    if field_name == "messages" and number is not None:
-        contacts = [c for c in value.get("contacts") or [] if isinstance(c, dict)]
-        for message in value.get("messages") or []:
-            if isinstance(message, dict):
-                actions.do_receive_inbound(number, message, contacts)
-        for status in value.get("statuses") or []:
-            if isinstance(status, dict):
-                actions.do_apply_status(status)
-        if value.get("errors"):
-            _record_account_event(number, waba_id, "messages.errors", value, entry)
-        return
-    _record_account_event(number, waba_id, field_name, value, entry)
-
-
-def _record_account_event(
-    number: WhatsAppNumber | None, waba_id: str, field_name: str, value: dict[str, Any], entry: dict[str, Any]
-) -> None:
-    occurred = entry.get("time") or value.get("timestamp")
-    AccountEvent.objects.create(
-        number=number,
-        waba_id=waba_id,
-        field=field_name,
-        event=str(value.get("event") or value.get("alert_type") or "")[:64],
-        value=value,
-        occurred_at=actions.from_unix(occurred) if occurred else timezone.now(),
-    )
-    log.info("account event %s %s for %s", field_name, value.get("event", ""), waba_id)
-
-
-def process_pending_events(limit: int = 200) -> int:
-    """Claim up to `limit` stored events, apply them tenant by tenant, and mark them processed.
-
-    Concurrent workers skip each other's claimed rows. Tenants are handled in a fixed order (their inbox-event
-    locks are then always taken in the same order). If a tenant's changes fail, its events are retried one by
-    one so that one bad event cannot hold back the others; a failing event is kept with its error.
-    """
+def _claim(limit: int) -> list[WebhookEvent]:
+    """Take up to `limit` due events for this worker (other workers skip them until the claim runs out)."""
+    now = timezone.now()
     with transaction.atomic():
         events = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
-            .filter(processed_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
+            .filter(processed_at__isnull=True, parked_at__isnull=True)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
             .order_by("pk")[:limit]
         )
-        if not events:
-            return 0
-        failed: dict[int, str] = {}
-        plan = _plan(events)
-        for schema in sorted(plan):
-            work = plan[schema]
-            if _apply_tenant_work(work.schema_name, work.changes):
-                continue
-            for event_id in sorted(work.event_ids):
-                single = [c for c in _plan([e for e in events if e.pk == event_id]).get(schema, work).changes]
-                error = _apply_tenant_work(schema, single, return_error=True)
-                if isinstance(error, str):
-                    failed[event_id] = error
-        now = timezone.now()
-        done = [event.pk for event in events if event.pk not in failed]
-        WebhookEvent.objects.filter(pk__in=done).update(processed_at=now, attempts=1, last_error="")
-        for event in events:
-            if event.pk in failed:
-                event.attempts += 1
-                event.last_error = failed[event.pk][:4000]
-                event.save(update_fields=["attempts", "last_error"])
+        WebhookEvent.objects.filter(pk__in=[event.pk for event in events]).update(
+            claimed_until=now + CLAIM_FOR
+        )
+    return events
+
+
+def process_pending_events(limit: int = 200) -> int:
+    """Claim up to `limit` due events and apply each; returns how many were claimed."""
+    events = _claim(limit)
+    if not events:
+        return 0
+    payloads: dict[int, Any] = {}
+    for event in events:
+        try:
+            payloads[event.pk] = without_nul(parse_body(event.body.encode()))
+        except ValueError:
+            payloads[event.pk] = None
+    all_pnids: set[str] = set()
+    all_wabas: set[str] = set()
+    for payload in payloads.values():
+        if isinstance(payload, dict):
+            pnids, _ = _ids_in(payload)
+            all_pnids |= pnids
+            all_wabas |= {_entry_id(entry) for entry in _dicts(payload.get("entry")) if _entry_id(entry)}
+    numbers = numbers_for(all_pnids, all_wabas)
+    for event in events:
+        process_event(event, payloads[event.pk], numbers)
     return len(events)
 
 
-def _apply_tenant_work(schema: str, changes: list[Any], return_error: bool = False) -> bool | str:
-    try:
-        with schema_context(schema), transaction.atomic():
-            for number, waba_id, change, entry in changes:
-                _apply_change(number, waba_id, change, entry)
-    except Exception as exc:
-        log.exception("webhook changes for %s failed", schema)
-        return f"{type(exc).__name__}: {exc}" if return_error else False
-    return True
+def process_event(event: WebhookEvent, payload: Any, numbers: list[WhatsAppNumber]) -> list[dict[str, Any]]:
+    """Apply one event's changes (on a retry: only those that failed before) and record the outcome."""
+    failures: list[dict[str, Any]] = []
+    if envelope_problem(payload):
+        failures.append(_failure("*", "", "", "The stored body is not a webhook envelope."))
+        work: list[ChangeWork] = []
+    else:
+        work = _plan(payload, numbers)
+    retry_only = {failure.get("key") for failure in event.failures} if event.failures else None
+    for change in work:
+        if retry_only is not None and change.key not in retry_only:
+            continue
+        error = apply_change(change, event.received_at)
+        if error:
+            failures.append(_failure(change.key, change.schema_name, change.field, error))
+    _record_outcome(event, failures)
+    return failures
+
+
+def _failure(key: str, tenant: str, field: str, error: str) -> dict[str, Any]:
+    return {"key": key, "tenant": tenant, "field": field, "error": error[:2000]}
+
+
+def _record_outcome(event: WebhookEvent, failures: list[dict[str, Any]]) -> None:
+    now = timezone.now()
+    if not failures:
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            processed_at=now, attempts=event.attempts + 1, claimed_until=None, failures=[], last_error=""
+        )
+        return
+    first_seen = {failure.get("key"): failure.get("first_seen") for failure in event.failures}
+    for failure in failures:
+        failure["first_seen"] = first_seen.get(failure["key"]) or now.isoformat()
+    attempts = event.attempts + 1
+    parked = attempts >= MAX_ATTEMPTS
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        attempts=attempts,
+        claimed_until=None,
+        failures=failures,
+        last_error="; ".join(f"{f['tenant'] or '?'} {f['field'] or '?'}: {f['error']}" for f in failures)[
+            :4000
+        ],
+        first_failed_at=event.first_failed_at or now,
+        next_attempt_at=None if parked else now + RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1],
+        parked_at=now if parked else None,
+    )
+    log.warning(
+        "webhook event %s: %d change(s) failed (attempt %d)%s",
+        event.pk,
+        len(failures),
+        attempts,
+        "; parked for the operator" if parked else "",
+    )
+
+
+def apply_change(change: ChangeWork, received_at: datetime) -> str | None:
+    """Apply one change in its tenant's schema, every item in its own transaction so that one bad item never
+    loses the others. Returns the error of the items that failed, or None."""
+    errors: list[str] = []
+
+    def attempt(what: str, apply: Any, *args: Any) -> None:
+        try:
+            with transaction.atomic():
+                apply(*args)
+        except Exception as exc:
+            log.exception("webhook %s in %s failed", what, change.schema_name)
+            errors.append(f"{what}: {type(exc).__name__}: {exc}")
+
+    value = change.value
+    context = actions.Receipt(number=change.number, received_at=received_at)
+    with schema_context(change.schema_name):
+        if change.field == "messages" and change.number is not None:
+            contacts = _dicts(value.get("contacts"))
+            for message in value.get("messages") or []:
+                if isinstance(message, dict):
+                    attempt(
+                        "message", actions.do_receive_inbound, change.number, message, contacts, received_at
+                    )
+                else:
+                    log.warning("message item that is not an object skipped: %.200r", message)
+            for status in _dicts(value.get("statuses")):
+                attempt("status", actions.do_apply_status, status, received_at)
+            if value.get("errors"):
+                attempt("errors", _record_account_event, change, "messages.errors")
+        elif change.field == "smb_message_echoes" and change.number is not None:
+            for echo in _dicts(value.get("message_echoes")):
+                attempt("echo", actions.do_receive_echo, context, echo)
+        elif change.field == "history" and change.number is not None:
+            for chunk in _dicts(value.get("history")):
+                for thread in _dicts(chunk.get("threads")):
+                    attempt("history thread", actions.do_import_history_thread, context, thread)
+        elif change.field == "user_preferences":
+            for preference in _dicts(value.get("user_preferences")):
+                attempt("user preference", actions.do_set_marketing_preference, context, preference)
+            attempt("account event", _record_account_event, change, change.field)  # the raw record
+        else:
+            attempt("account event", _record_account_event, change, change.field)
+    return "; ".join(errors) if errors else None
+
+
+def _record_account_event(change: ChangeWork, field_name: str) -> None:
+    value = change.value
+    occurred = actions.timestamp_or_none(change.entry_time) or actions.timestamp_or_none(
+        value.get("timestamp")
+    )
+    actions.do_record_account_event(
+        change.number,
+        change.waba_id,
+        field_name,
+        value,
+        occurred_at=occurred or timezone.now(),
+        digest_source=[field_name, change.waba_id, change.entry_time, value],
+    )
+
+
+# ------------------------------------------------------------------ the operator's view
+
+
+def parked_events(tenant: str | None = None, since: datetime | None = None) -> Any:
+    """Parked events, oldest first; `tenant` keeps those with a failure in that tenant."""
+    events = WebhookEvent.objects.filter(parked_at__isnull=False).order_by("pk")
+    if tenant:
+        events = events.filter(failures__contains=[{"tenant": tenant}])
+    if since:
+        events = events.filter(received_at__gte=since)
+    return events
+
+
+def replay(events: Any) -> tuple[int, int]:
+    """Un-park `events` and apply them now (a failure starts a new round of retries). Returns (applied,
+    failed again)."""
+    ids = list(events.values_list("pk", flat=True))
+    WebhookEvent.objects.filter(pk__in=ids).update(
+        parked_at=None, attempts=0, next_attempt_at=None, claimed_until=None
+    )
+    applied = failed = 0
+    for event in WebhookEvent.objects.filter(pk__in=ids).order_by("pk"):
+        try:
+            payload: Any = without_nul(parse_body(event.body.encode()))
+        except ValueError:
+            payload = None
+        pnids, wabas = _ids_in(payload) if isinstance(payload, dict) else (set(), set())
+        if isinstance(payload, dict):
+            wabas |= {_entry_id(entry) for entry in _dicts(payload.get("entry")) if _entry_id(entry)}
+        if process_event(event, payload, numbers_for(pnids, wabas)):
+            failed += 1
+        else:
+            applied += 1
+    return applied, failed

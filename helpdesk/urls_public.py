@@ -4,7 +4,7 @@ from django.contrib.auth.views import LogoutView
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from conversations.webhook_views import healthz, whatsapp_webhook
+from conversations.webhook_views import healthz, parked_webhooks, whatsapp_webhook
 from tickets.operator_views import OperatorLoginView, tenant_reports
 
 urlpatterns = [
@@ -15,5 +15,6 @@ urlpatterns = [
     path("login/", OperatorLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("operator/reports/", tenant_reports, name="operator-reports"),
+    path("operator/webhooks/", parked_webhooks, name="operator-webhooks"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

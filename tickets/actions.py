@@ -298,15 +298,16 @@ def on_customer_message(
     rules = support_rules()
     at = message.created_at
     day = rules.calendar.local_date(at)
-    store.current().mark_conversation_day(
-        ConversationDay(day=day, conversation=conversation, number_id=conversation.number_id)
-    )
-    _count(day, conversation.number_id, 0, "messages_in")
+    # The lock order (conversations/actions.py): the ticket before the reporting counters.
     ticket = (
         store.current().lock_ticket(conversation.current_ticket_id)
         if conversation.current_ticket_id
         else None
     )
+    store.current().mark_conversation_day(
+        ConversationDay(day=day, conversation=conversation, number_id=conversation.number_id)
+    )
+    _count(day, conversation.number_id, 0, "messages_in")
     if ticket and previous_window_end and previous_window_end < at:
         record_window_expired(rules, ticket, previous_window_end)
     reopen_window = timedelta(hours=rules.settings.reopen_window_hours)
@@ -353,19 +354,25 @@ def on_customer_message(
 
 
 def on_outbound_message(conversation: Conversation, message: Message) -> Ticket | None:
-    """We wrote: count it; a human agent's reply ends the customer's wait and is measured."""
+    """We wrote: count it; a person's reply (an agent's, or the business's from its phone app) ends the
+    customer's wait and is measured."""
     rules = support_rules()
     is_agent = message.sender_kind == SenderKind.AGENT and message.sender_user_id is not None
+    is_person = is_agent or message.sender_kind == SenderKind.PHONE_APP
+    # The lock order (conversations/actions.py): the ticket before the reporting counters.
+    ticket = (
+        store.current().lock_ticket(conversation.current_ticket_id)
+        if is_person and conversation.current_ticket_id
+        else None
+    )
     _count(
         rules.calendar.local_date(message.created_at),
         conversation.number_id,
         int(message.sender_user_id or 0) if is_agent else 0,
         "messages_out",
     )
-    if not is_agent or not conversation.current_ticket_id:
+    if ticket is None:
         return None
-    ticket = store.current().lock_ticket(conversation.current_ticket_id)
-    assert ticket is not None
     if ticket.waiting_since is None:
         return ticket
     start, end, agent_id = ticket.waiting_since, message.created_at, message.sender_user_id
@@ -463,6 +470,8 @@ def do_update_ticket(
     rules = support_rules()
     now = now or timezone.now()
     with transaction.atomic():
+        # The lock order (conversations/actions.py): the conversation before its ticket.
+        Conversation.objects.select_for_update().filter(pk=ticket.conversation_id).first()
         locked = store.current().lock_ticket(ticket.pk)
         assert locked is not None
         ticket = locked

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import F, Q
 
 from conversations.events import record_event
@@ -35,19 +36,26 @@ def raise_due_warnings(now: datetime) -> int:
             conversation__window_expires_at__lte=now + warn_before,
         )
     )
-    # of=("self",): the nullable joins cannot be locked (PostgreSQL refuses FOR UPDATE on them).
-    tickets = (
-        Ticket.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("assignee", "conversation")
-        .filter(due, status__in=ACTIVE)
-        .order_by("pk")
-    )
+    # One transaction per ticket, so that the sweep keeps the lock order of every action (the ticket, then
+    # the counters, then the inbox-event lock) and never holds one ticket while it waits for another.
     raised = 0
-    for ticket in tickets:
-        window_end = ticket.conversation.window_expires_at
-        if ticket.conversation.current_ticket_id != ticket.pk:
-            window_end = None
-        raised += sweep_ticket(rules, ticket, window_end, now, notify=_frame)
+    for ticket_id in (
+        Ticket.objects.filter(due, status__in=ACTIVE).order_by("pk").values_list("pk", flat=True)
+    ):
+        with transaction.atomic():
+            # of=("self",): the nullable joins cannot be locked (PostgreSQL refuses FOR UPDATE on them).
+            ticket = (
+                Ticket.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("assignee", "conversation")
+                .filter(pk=ticket_id, status__in=ACTIVE)
+                .first()
+            )
+            if ticket is None:
+                continue  # changed meanwhile, or busy: the next run sees it
+            window_end = ticket.conversation.window_expires_at
+            if ticket.conversation.current_ticket_id != ticket.pk:
+                window_end = None
+            raised += sweep_ticket(rules, ticket, window_end, now, notify=_frame)
     return raised
 
 

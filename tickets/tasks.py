@@ -6,7 +6,6 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from celery import shared_task
-from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
@@ -19,7 +18,7 @@ def check_deadlines() -> int:
     raised = 0
     now = timezone.now()
     for tenant in get_tenant_model().objects.exclude(schema_name="public"):
-        with schema_context(tenant.schema_name), transaction.atomic():
+        with schema_context(tenant.schema_name):
             raised += deadlines.raise_due_warnings(now)
     return raised
 

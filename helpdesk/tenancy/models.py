@@ -139,7 +139,9 @@ class WhatsAppNumber(models.Model):
 class WebhookEvent(models.Model):
     """One POST from Meta exactly as received (after its signature was verified), kept before we answer 200.
 
-    Parsing and the tenant work happen afterwards, in batches (conversations.webhooks.process_pending_events).
+    Parsing and the tenant work happen afterwards (conversations.webhooks.process_pending_events). A change
+    that cannot be applied is recorded in `failures` and retried with backoff; after the last attempt the event
+    is parked until an operator replays it (`manage.py replay_webhook_events`).
     """
 
     received_at = models.DateTimeField(default=timezone.now)
@@ -147,12 +149,24 @@ class WebhookEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # A worker holds the event until this moment; a worker that died loses it then.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    parked_at = models.DateTimeField(null=True, blank=True)
+    first_failed_at = models.DateTimeField(null=True, blank=True)
+    # The changes that failed: [{"key": "0.1", "tenant": slug, "field": ..., "error": ..., "first_seen": iso}].
+    failures = models.JSONField(default=list, blank=True)
 
     class Meta:
         indexes = [
             models.Index(
-                fields=["id"], condition=models.Q(processed_at__isnull=True), name="webhook_event_pending"
-            )
+                fields=["id"],
+                condition=models.Q(processed_at__isnull=True, parked_at__isnull=True),
+                name="webhook_event_pending",
+            ),
+            models.Index(
+                fields=["parked_at"], condition=models.Q(parked_at__isnull=False), name="webhook_event_parked"
+            ),
         ]
 
     def __str__(self) -> str:
