@@ -463,12 +463,9 @@ def _apply_update_fields(message: Message, kind: str, item: dict[str, Any], at: 
             return False  # an older reaction arriving late
         if (current.get("emoji") or "") == emoji:
             return False
-        reactions = dict(message.reactions)
-        if emoji:
-            reactions[who] = {"emoji": emoji[:32], "at": at.isoformat()}
-        else:
-            reactions.pop(who, None)  # an empty emoji removes the reaction
-        message.reactions = reactions
+        # An empty emoji removes the reaction; its time stays, so that an older reaction arriving late does
+        # not bring it back.
+        message.reactions = {**message.reactions, who: {"emoji": emoji[:32], "at": at.isoformat()}}
         return True
     edit_id = _id(item.get("id"))
     if message.deleted_at is not None or (edit_id and edit_id == message.edit_wamid):

@@ -70,6 +70,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
 
     conversation = serializers.IntegerField(source="conversation_id", read_only=True)
     deleted = serializers.SerializerMethodField()
+    reactions = serializers.SerializerMethodField(help_text='Who reacted with what: {"customer": "👍"}')
 
     class Meta:
         model = Message
@@ -103,6 +104,13 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
 
     def get_deleted(self, message: Message) -> bool:
         return message.deleted_at is not None
+
+    def get_reactions(self, message: Message) -> dict[str, str]:
+        return {
+            who: str(r["emoji"])
+            for who, r in message.reactions.items()
+            if isinstance(r, dict) and r.get("emoji")
+        }
 
     def to_representation(self, instance: Message) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
