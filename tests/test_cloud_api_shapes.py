@@ -156,7 +156,7 @@ def test_an_edit_of_a_caption_and_an_edit_that_overtakes_its_message(db, django_
     customer_writes(django_capture_on_commit_callbacks, wa_id, edit)
     customer_writes(django_capture_on_commit_callbacks, wa_id, photo)
 
-    image = [m for m in thread(wa_id) if m.type == "image"][0]
+    [image] = [m for m in thread(wa_id) if m.type == "image"]
     assert (image.text, image.content["image"]["caption"], image.content["image"]["id"]) == (
         "kotak rusak",
         "kotak rusak",
