@@ -34,15 +34,8 @@ def graph(settings: Any) -> Iterator[responses.RequestsMock]:
     counter = itertools.count()
 
     def accept(request: Any) -> tuple[int, dict[str, str], str]:
-        return (
-            200,
-            {},
-            '{"messaging_product": "whatsapp", "messages": [{"id": "wamid.C%d%s"}]}'
-            % (
-                next(counter),
-                secrets.token_hex(6),
-            ),
-        )
+        wamid = f"wamid.C{next(counter)}{secrets.token_hex(6)}"
+        return 200, {}, json.dumps({"messaging_product": "whatsapp", "messages": [{"id": wamid}]})
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_callback(responses.POST, MESSAGES_URL, callback=accept, content_type="application/json")
@@ -150,10 +143,13 @@ def test_a_failure_after_meta_accepted_is_retried_as_bookkeeping_and_never_sent_
         first = actions.do_receive_inbound(acme_number, *inbound(fresh_wa_id(), "halo"))
         assert first is not None
         conversation = Conversation.objects.get(pk=first.conversation_id)
-    with refused_writes("acme", "conversations_message", "NEW.status = 'sent'", times=2):
-        # when an agent replies (the send task runs at commit)
-        with django_capture_on_commit_callbacks(execute=True), schema_context("acme"):
-            reply = actions.check_send_text_reply(conversation, alice, "On its way")
+    # when an agent replies (the send task runs at commit)
+    with (
+        refused_writes("acme", "conversations_message", "NEW.status = 'sent'", times=2),
+        django_capture_on_commit_callbacks(execute=True),
+        schema_context("acme"),
+    ):
+        reply = actions.check_send_text_reply(conversation, alice, "On its way")
 
     # then Meta was called once, and the message is sent with the wamid it returned
     assert len(graph.calls) == 1
