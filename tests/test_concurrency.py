@@ -4,6 +4,7 @@ the Graph API has accepted a message it is never sent again, whatever fails in o
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 import threading
 import time
