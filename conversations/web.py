@@ -143,6 +143,18 @@ def inbox_strings() -> dict[str, str]:
         "sender_bot": _("Bot"),
         "sender_automation": _("Automation"),
         "sender_broadcast": _("Broadcast"),
+        "sender_phone_app": _("WhatsApp Business app"),
+        "sender_phone_app_title": _("Sent from the WhatsApp Business app on the business's phone"),
+        # edits, deletions, reactions, history
+        "edited": _("edited"),
+        "edited_at": _("Edited %(time)s"),
+        "message_deleted": _("This message was deleted"),
+        "reaction_by_customer": _("The customer reacted"),
+        "reaction_by_business": _("Reacted from the WhatsApp Business app"),
+        "from_history": _("From the phone app's history"),
+        "media_not_transferred": _("Media from the phone app's history (not transferred)"),
+        "marketing_stopped": _("Marketing stopped"),
+        "marketing_stopped_title": _("The customer stopped marketing messages in WhatsApp (%(time)s)"),
         # message types
         "media_image": _("Photo"),
         "media_video": _("Video"),

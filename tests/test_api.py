@@ -80,6 +80,10 @@ def test_conversation_list_has_the_documented_shape(db, acme_number, alice_api):
                 "user_id": "",
                 "username": "",
                 "name": "Rina",
+                "opted_in_at": None,
+                "opted_out_at": None,
+                "marketing": "",
+                "marketing_changed_at": None,
             },
             "number": {"id": acme_number.pk, "display_number": "15550783881"},
             "status": "open",
@@ -361,6 +365,11 @@ def test_message_list_has_the_documented_shape(db, acme_number, alice_api):
                 "error_code": None,
                 "error_title": "",
                 "error_details": "",
+                "edited_at": None,
+                "deleted": False,
+                "deleted_at": None,
+                "reactions": {},
+                "is_history": False,
             }
         ],
     }

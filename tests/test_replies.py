@@ -146,6 +146,11 @@ def test_reply_is_queued_then_sent_once_through_the_graph_api(
         "error_code": None,
         "error_title": "",
         "error_details": "",
+        "edited_at": None,
+        "deleted": False,
+        "deleted_at": None,
+        "reactions": {},
+        "is_history": False,
     }
     # and exactly one request went to the Graph API, with the number's token and the documented body
     assert len(graph.calls) == 1

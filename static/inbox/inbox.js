@@ -1201,8 +1201,16 @@
         if (!nodes.length) nodes.push(textBlock(message.text || t("contact_card")));
         break;
       }
+      case "media_placeholder":
+        nodes.push(chip("document", t("media_not_transferred"), []));
+        break;
       case "interactive": {
         const kindOfReply = part.type;
+        if (kindOfReply === "nfm_reply") { // a WhatsApp Flows form: its fields, one per line
+          nodes.push(el("div", { class: "msg-action" }, icon("tap"), t("reply_form")));
+          nodes.push(textBlock(message.text || ""));
+          break;
+        }
         const reply = (kindOfReply && part[kindOfReply]) || {};
         const label = kindOfReply === "list_reply" ? t("reply_list")
           : kindOfReply === "nfm_reply" ? t("reply_form") : t("reply_button");
@@ -1260,29 +1268,53 @@
   function senderLabel(message) {
     if (message.direction === "in") return "";
     if (message.sender_kind === "agent") return message.sender_name || "";
+    if (message.sender_kind === "phone_app") return t("sender_phone_app");
     const kind = t("sender_" + message.sender_kind);
     return message.sender_name ? `${message.sender_name} · ${kind}` : kind;
   }
 
+  function reactionsOf(message) {
+    const reactions = message.reactions && typeof message.reactions === "object" ? Object.entries(message.reactions) : [];
+    if (!reactions.length) return null;
+    return el("div", { class: "msg-reactions", "data-testid": "message-reactions" },
+      ...reactions.map(([who, emoji]) => el("span", { class: "reaction", title: t("reaction_by_" + who),
+        "data-who": who, text: emoji })));
+  }
+
   function messageNode(message) {
+    const created = ms(message.created_at);
+    const when = Number.isFinite(created) ? fullFormat.format(created) : "";
+    if (message.sender_kind === "system") { // a notice from WhatsApp ("the customer changed number")
+      return el("div", { class: "msg system", "data-testid": "message", "data-message-id": message.id,
+        "data-type": message.type }, el("div", { class: "system-notice", title: when, text: message.text }));
+    }
     const out = message.direction === "out";
     const failed = message.status === "failed";
     const sender = senderLabel(message);
     const quoted = message.reply_to_wamid && message.type !== "reaction" ? findByWamid(message.reply_to_wamid) : null;
-    const created = ms(message.created_at);
+    const edited = ms(message.edited_at);
     const bubble = el("div", { class: "bubble" },
-      out && sender ? el("div", { class: "msg-sender", "data-testid": "message-sender", text: sender }) : null,
-      message.reply_to_wamid && message.type !== "reaction"
+      out && sender ? el("div", { class: "msg-sender", "data-testid": "message-sender", text: sender,
+        title: message.sender_kind === "phone_app" ? t("sender_phone_app_title") : null }) : null,
+      message.reply_to_wamid && message.type !== "reaction" && !message.deleted
         ? el("div", { class: "msg-quote" }, icon("reply"),
           el("span", { text: t("reply_to") + ": " + (quoted ? snippet(quoted) : t("reply_to_unknown")) }))
         : null,
-      ...messageBody(message),
+      ...(message.deleted
+        ? [el("div", { class: "msg-deleted", "data-testid": "message-deleted", text: t("message_deleted") })]
+        : messageBody(message)),
       el("div", { class: "msg-meta" },
-        el("time", { datetime: message.created_at, title: Number.isFinite(created) ? fullFormat.format(created) : "",
+        message.is_history ? el("span", { class: "msg-history", title: t("from_history"), text: "⟲" }) : null,
+        Number.isFinite(edited) && !message.deleted
+          ? el("span", { class: "msg-edited", "data-testid": "message-edited",
+            title: t("edited_at", { time: fullFormat.format(edited) }), text: t("edited") }) : null,
+        el("time", { datetime: message.created_at, title: when,
           text: Number.isFinite(created) ? timeFormat.format(created) : "" }),
-        out ? tick(message) : null));
+        out ? tick(message) : null),
+      reactionsOf(message));
     const node = el("div", {
-      class: `msg ${out ? "out" : "in"} type-${message.type}` + (failed ? " failed" : ""),
+      class: `msg ${out ? "out" : "in"} type-${message.type}` + (failed ? " failed" : "")
+        + (message.is_history ? " history" : ""),
       "data-testid": "message",
       "data-message-id": message.id,
       "data-direction": message.direction,
@@ -1449,8 +1481,13 @@
     const name = contactName(conversation.contact);
     const number = contactNumber(conversation.contact);
     title.textContent = name;
+    const contact = conversation.contact || {};
+    const stoppedAt = ms(contact.marketing_changed_at);
     sub.replaceChildren(...[
       number && number !== name ? el("span", { "data-testid": "thread-number", text: number }) : null,
+      contact.marketing === "stop" ? el("span", { class: "marketing-chip", "data-testid": "marketing-state",
+        title: t("marketing_stopped_title", { time: Number.isFinite(stoppedAt) ? fullFormat.format(stoppedAt) : "" }),
+        text: t("marketing_stopped") }) : null,
       conversation.number && conversation.number.display_number
         ? el("span", { class: "via", text: "→ +" + conversation.number.display_number }) : null,
       conversation.ticket ? null // the ticket bar shows the ticket's status
