@@ -312,6 +312,8 @@ def do_receive_inbound(
                 )
         except IntegrityError:  # the same wamid, stored by a concurrent worker
             return None
+        if _apply_pending(stored):  # an edit, deletion or reaction that arrived before the message
+            stored.save()
         if is_notice:
             # "The customer changed number" and the like: shown in the thread, but not a customer's message.
             _follow_changed_number(contact, _dict(message.get("system")))
@@ -320,8 +322,6 @@ def do_receive_inbound(
             # The ticket's change travels inside the conversation (its `ticket` summary).
             ticket_actions.on_customer_message(conversation, stored, previous_window_end)
             conversation.save()
-        if _apply_pending(stored):
-            stored.save()
         record_event(
             "message.created", message=message_data(stored), conversation=conversation_data(conversation)
         )
@@ -356,6 +356,8 @@ def apply_inbound_to_conversation(conversation: Conversation, message: Message) 
 
 
 def _preview(message: Message) -> str:
+    if message.deleted_at is not None:
+        return ""  # the text of a deleted message is kept for the audit only
     return (message.text or f"[{message.type}]")[:200]
 
 
@@ -437,6 +439,12 @@ def do_apply_update(
     `target_wamid`. Not a new message: no unread count, no ticket, no wait. Kept for later if that message has
     not arrived yet; a redelivery changes nothing."""
     with transaction.atomic():
+        conversation = None
+        if kind != PendingKind.REACTION:  # an edit or deletion may change the list's preview
+            conversation_id = Message.objects.filter(wamid=target_wamid).values_list(
+                "conversation_id", flat=True
+            )
+            conversation = lock_conversation(conversation_id[0]) if conversation_id else None
         message = _lock_message(target_wamid)
         if message is None:
             PendingStatus.objects.create(wamid=target_wamid, kind=kind, status={**item, "_who": who})
@@ -445,7 +453,12 @@ def do_apply_update(
         if not _apply_update_fields(message, kind, item, at, who):
             return None
         message.save()
-        record_event("message.updated", message=message_data(message))
+        frame: dict[str, Any] = {"message": message_data(message)}
+        if conversation is not None and conversation.last_message_at == message.created_at:
+            conversation.last_message_preview = _preview(message)
+            conversation.save(update_fields=["last_message_preview"])
+            frame["conversation"] = conversation_data(conversation)
+        record_event("message.updated", **frame)
     return message
 
 

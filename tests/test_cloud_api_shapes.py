@@ -110,6 +110,7 @@ def test_an_edit_updates_the_original_message_and_is_not_a_new_one(db, django_ca
 
     [message] = thread(wa_id)
     assert (message.text, message.original_text) == ("pesanan #21 belum sampai", "pesanan #12 belum sampai")
+    assert conversation_of(wa_id).last_message_preview == "pesanan #21 belum sampai"
     assert message.edited_at is not None
     after = conversation_of(wa_id)
     assert (after.unread_count, after.current_ticket_id) == (before.unread_count, before.current_ticket_id)
@@ -188,6 +189,7 @@ def test_a_deleted_message_shows_as_deleted_and_keeps_its_text_for_the_audit(
     )
     assert [(m["deleted"], m["text"], m["content"]) for m in listed] == [(True, "", {})]
     assert "4111" not in json.dumps(last_event().payload)
+    assert conversation_of(wa_id).last_message_preview == ""  # nor in the conversation list
 
 
 # ------------------------------------------------------------------ reactions and notices
