@@ -86,7 +86,8 @@ def test_the_banner_and_the_readme_name_the_demo_logins_as_the_inbox_shows_them(
 
     assert tuple((email, name, role) for email, role, name in DEMO_USERS) == DEMO_LOGINS
     text, readme = banner("8000"), README.read_text()
-    assert DEMO_PASSWORD in text and DEMO_PASSWORD in readme
+    assert DEMO_PASSWORD in text
+    assert DEMO_PASSWORD in readme
     for email, name, role in DEMO_LOGINS:
         assert f"{email:<22} {name} ({role})" in text
         assert f"| `{email}` | {name} | {role} |" in readme
