@@ -71,7 +71,11 @@ def test_the_banner_waits_for_connections_and_a_healthy_healthz():
     # then it waited for the listening socket and for a 200, asking /healthz with the public host
     assert serving is True
     assert time.monotonic() - started >= 0.5
-    assert health.asked == [("/healthz", "localhost", 503), ("/healthz", "localhost", 503), ("/healthz", "localhost", 200)]
+    assert health.asked == [
+        ("/healthz", "localhost", 503),
+        ("/healthz", "localhost", 503),
+        ("/healthz", "localhost", 200),
+    ]
 
 
 def test_the_wait_ends_when_a_process_stopped():
