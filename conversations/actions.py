@@ -36,6 +36,7 @@ from conversations.serializers import conversation_data, message_data, note_data
 from helpdesk.tenancy.access import current_schema
 from helpdesk.tenancy.models import User, WhatsAppNumber
 from tickets import actions as ticket_actions
+from tickets.models import conversation_status_of
 
 log = logging.getLogger(__name__)
 
@@ -840,15 +841,36 @@ def do_mark_conversation_read(conversation: Conversation) -> Conversation:
     return conversation
 
 
-def do_set_conversation_status(conversation: Conversation, status: str) -> Conversation:
+def do_set_conversation_status(
+    conversation: Conversation, status: str, actor: User | None = None
+) -> Conversation:
+    """Move a conversation to the Open, Pending or Resolved tab. The tabs follow the current ticket, so this
+    changes the ticket (through tickets.actions, with the actor's permissions, and counted in the reports as any
+    resolution); a conversation without a ticket keeps a status of its own."""
     if status not in ConversationStatus.values:
         raise ActionError(f"Unknown status {status!r}; use one of {', '.join(ConversationStatus.values)}.")
     with transaction.atomic():
-        changed = Conversation.objects.filter(pk=conversation.pk).exclude(status=status).update(status=status)
-        conversation.refresh_from_db()
-        if changed:
-            record_event("conversation.updated", conversation=conversation_data(conversation))
-    return conversation
+        locked = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("current_ticket")
+            .get(pk=conversation.pk)
+        )
+        ticket = locked.current_ticket
+        if ticket is not None:
+            if conversation_status_of(ticket.status) != status:
+                try:
+                    if actor is None:
+                        ticket_actions.do_update_ticket(ticket, None, status=status)
+                    else:
+                        ticket_actions.check_update_ticket(ticket, actor, status=status)
+                except ticket_actions.TicketError as error:
+                    refused = ActionError(str(error))
+                    refused.code, refused.http_status = error.code, error.http_status
+                    raise refused from error
+        elif Conversation.objects.filter(pk=locked.pk).exclude(status=status).update(status=status):
+            locked.status = status
+            record_event("conversation.updated", conversation=conversation_data(locked))
+    return Conversation.objects.select_related("contact", "number", "current_ticket").get(pk=conversation.pk)
 
 
 def do_keep_wamid(message_id: int, wamid: str) -> bool:

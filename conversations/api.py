@@ -32,8 +32,9 @@ def _action_error(error: actions.ActionError) -> Response:
 class ConversationViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Conversation]
 ):
-    """Conversations of this tenant, most recent first. Filter with `?status=open|pending|resolved`;
-    `?ordering=window` lists waiting customers whose 24-hour window closes soonest first."""
+    """Conversations of this tenant, most recent first. Filter with `?status=open|pending|resolved`: the status of
+    the conversation's current ticket (a closed ticket counts as resolved), as the inbox tabs show it.
+    `?ordering=window` lists only waiting customers whose 24-hour window is open, the one closing soonest first."""
 
     serializer_class = ConversationSerializer
     pagination_class = KeysetPagination
@@ -87,7 +88,9 @@ class ConversationViewSet(
     def set_status(self, request: Request, pk: str | None = None) -> Response:
         try:
             conversation = actions.do_set_conversation_status(
-                self.get_object(), str(dict(request.data).get("status", ""))
+                self.get_object(),
+                str(dict(request.data).get("status", "")),
+                request.user,  # type: ignore[arg-type]
             )
         except actions.ActionError as error:
             return _action_error(error)

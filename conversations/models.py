@@ -69,6 +69,7 @@ class ConversationStatus(models.TextChoices):
 class Conversation(models.Model):
     number = models.ForeignKey(WhatsAppNumber, on_delete=models.PROTECT, related_name="+")
     contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="conversation")
+    # The inbox tab: a copy of the current ticket's status, kept in step by tickets.actions (docs/architecture.md).
     status = models.CharField(
         max_length=16, choices=ConversationStatus.choices, default=ConversationStatus.OPEN
     )

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST
@@ -19,8 +22,14 @@ from django.views.decorators.http import require_POST
 from conversations import simulator
 from helpdesk.tenancy.access import current_tenant, membership_of
 from helpdesk.tenancy.models import WhatsAppNumber
+from tickets import actions as ticket_actions
+from tickets.business_time import BusinessCalendar
 
 View = Callable[..., HttpResponse]
+# The business-hours schedule the inbox gets: waits that started up to two weeks ago, deadlines up to two months
+# ahead (the longest default target, 72 business hours, is under two weeks).
+SCHEDULE_DAYS_BEFORE = 14
+SCHEDULE_DAYS_AFTER = 60
 
 
 def member_required(view: View) -> View:
@@ -28,8 +37,8 @@ def member_required(view: View) -> View:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         membership = membership_of(request.user, current_tenant())  # type: ignore[arg-type]
         if membership is None:
-            if request.user.is_authenticated:
-                return HttpResponse(_("You are not a member of this helpdesk."), status=403)
+            if request.user.is_authenticated:  # the styled 403 page (templates/403.html) says why
+                raise PermissionDenied(_("You are not a member of this helpdesk."))
             return redirect_to_login(request.get_full_path())
         request.membership = membership  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)
@@ -42,8 +51,10 @@ def member_required(view: View) -> View:
 def inbox(request: HttpRequest) -> HttpResponse:
     tenant = current_tenant()
     numbers = list(WhatsAppNumber.objects.filter(tenant=tenant).order_by("pk"))
+    calendar = ticket_actions.support_rules().calendar
     context = {
         "tenant": tenant,
+        "timezone_name": calendar.timezone,
         "membership": request.membership,  # type: ignore[attr-defined]
         "simulator_numbers": [n for n in numbers if n.simulator],
         "inbox_config": json.dumps(
@@ -51,11 +62,21 @@ def inbox(request: HttpRequest) -> HttpResponse:
                 "user": {"id": request.user.pk, "name": request.user.display_name},  # type: ignore[union-attr]
                 "role": request.membership.role,  # type: ignore[attr-defined]
                 "simulator": any(n.simulator for n in numbers),
+                # Every time on the page is shown in the helpdesk's zone, as the reports do.
+                "timezone": calendar.timezone,
+                "business_hours": business_hours(calendar),
             }
         ),
         "inbox_strings": inbox_strings(),
     }
     return render(request, "inbox.html", context)
+
+
+def business_hours(calendar: BusinessCalendar, now: datetime | None = None) -> list[list[int]]:
+    """The business intervals around now as [opens, closes] in epoch milliseconds: the page counts the business
+    time left to an SLA deadline itself, as the clock moves (a number in a frame would go stale)."""
+    schedule = calendar.schedule(now or timezone.now(), SCHEDULE_DAYS_BEFORE, SCHEDULE_DAYS_AFTER)
+    return [[int(opens.timestamp() * 1000), int(closes.timestamp() * 1000)] for opens, closes in schedule]
 
 
 @require_POST
@@ -122,6 +143,7 @@ def inbox_strings() -> dict[str, str]:
         "load_earlier": _("Load earlier messages"),
         "no_conversations": _("No conversations yet. They appear here as soon as a customer writes."),
         "no_conversations_filter": _("No conversations with this status."),
+        "no_conversations_window": _("No customer is waiting for a reply with an open 24-hour window."),
         "no_messages": _("No messages in this conversation yet."),
         "conversation_not_found": _("This conversation does not exist, or you cannot see it."),
         "new_messages": _("New messages"),
@@ -216,15 +238,16 @@ def inbox_strings() -> dict[str, str]:
         "due_first_response": _("First response due %(at)s"),
         "due_next_response": _("Next response due %(at)s"),
         "due_resolution": _("Resolution due %(at)s"),
-        "in_time": _("in %(time)s"),
         "overdue_by": _("overdue by %(time)s"),
         "reopened_once": _("Reopened once"),
         "reopened_times": _("Reopened %(n)s times"),
         "resolved_at": _("Resolved %(at)s"),
         "sla_overdue": _("SLA overdue"),
         "sla_left": _("SLA %(time)s"),
-        "sla_due_title": _("Reply due %(at)s (in %(time)s)"),
+        "sla_due_title": _("Reply due %(at)s: %(time)s of business time left"),
+        "sla_paused": _("Outside business hours: the SLA clock is paused."),
         "sla_overdue_title": _("Reply overdue by %(time)s (was due %(at)s)"),
+        "in_business_time": _("%(time)s of business time left"),
         # availability
         "available": _("Available"),
         "away": _("Away"),

@@ -9,12 +9,15 @@ other commands in the same checkout (manage.py, celery) find them without any se
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +95,46 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+# The demo logins seed_demo creates, with the names the inbox shows for them (kept in step by a test).
+DEMO_LOGINS = (
+    ("agent@demo.test", "Dewi", "agent"),
+    ("supervisor@demo.test", "Sari", "supervisor"),
+    ("admin@demo.test", "Adi", "admin"),
+)
+
+
+def banner(port: str) -> str:
+    logins = "\n".join(f"    {email:<22} {name} ({role})" for email, name, role in DEMO_LOGINS)
+    return (
+        f"\n  Helpdesk is running: http://demo.localhost:{port}/inbox/\n"
+        f"  Logins (password demo-pass-123), shown in the inbox by name:\n{logins}\n"
+        f"  Health: http://localhost:{port}/healthz   Stop: Ctrl-C\n"
+    )
+
+
+def wait_until_serving(
+    port: int, host: str, running: Callable[[], bool], interval: float = 0.25, timeout: float = 2.0
+) -> bool:
+    """Wait until the web server on 127.0.0.1:`port` accepts connections and its /healthz answers 200 (database
+    and Redis reachable), asking with `host` as the Host header. False as soon as `running()` says a process has
+    stopped."""
+    while running():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+                pass  # accepting connections
+            answer = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            try:
+                answer.request("GET", "/healthz", headers={"Host": host})
+                if answer.getresponse().status == 200:
+                    return True
+            finally:
+                answer.close()
+        except OSError:  # refused, reset or timed out: not serving yet
+            pass
+        time.sleep(interval)
+    return False
+
+
 def _run(var_dir: Path) -> int:
     env, servers = service_env(var_dir)
     env.setdefault("DEBUG", "1")
@@ -131,14 +174,14 @@ def _run(var_dir: Path) -> int:
                 cwd=BASE_DIR,
             )
         )
-        print(
-            f"\n  Helpdesk is running: http://demo.localhost:{port}/inbox/\n"
-            "  Logins (password demo-pass-123): agent@demo.test, supervisor@demo.test, admin@demo.test\n"
-            f"  Health: http://localhost:{port}/healthz   Stop: Ctrl-C\n",
-            flush=True,
-        )
         for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job starts with it ignored
             signal.signal(signum, _interrupt)
+        print(f"  Starting the web server on port {port}…", flush=True)
+        # The banner only once the server answers: its links work when they appear.
+        if wait_until_serving(
+            int(port), env.get("PUBLIC_DOMAIN", "localhost"), lambda: all(p.poll() is None for p in procs)
+        ):
+            print(banner(port), flush=True)
         while all(proc.poll() is None for proc in procs):
             time.sleep(0.5)
         print("a process stopped; shutting down", flush=True)

@@ -65,11 +65,13 @@ ROOT_URLCONF = "helpdesk.urls_tenant"
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 MIDDLEWARE = [
+    # First: the visitor's language (cookie, Accept-Language) applies to every page, even the 404 of an unknown
+    # host that TenantMainMiddleware answers itself (the language no longer lives in the session).
+    "django.middleware.locale.LocaleMiddleware",
     "django_tenants.middleware.main.TenantMainMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -295,10 +295,12 @@ def test_status_changes_the_conversation_status(db, acme_number, alice_api):
         f"/api/v1/conversations/{pk}/status/", {"status": "resolved"}, content_type="application/json"
     )
 
+    # the status follows the current ticket: the ticket is resolved (ticket.updated + conversation.updated)
     assert response.status_code == 200
     assert response.json()["status"] == "resolved"
     assert conversation(pk).status == "resolved"
-    assert event_count() == events_before + 1
+    assert conversation(pk).current_ticket.status == "resolved"
+    assert event_count() == events_before + 2
 
 
 @pytest.mark.parametrize(

@@ -209,9 +209,10 @@ def test_inbox_page_is_forbidden_to_a_signed_in_user_of_another_tenant(db, bob):
     # when he opens acme's inbox
     response = client.get("/inbox/")
 
-    # then the membership check refuses him
+    # then the membership check refuses him, on the styled 403 page
     assert response.status_code == 403
-    assert response.content == b"You are not a member of this helpdesk."
+    assert "You are not a member of this helpdesk." in response.content.decode()
+    assert 'data-testid="error-page"' in response.content.decode()
 
 
 def test_inbox_page_opens_for_a_member(db, alice):

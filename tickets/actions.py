@@ -33,6 +33,7 @@ from tickets.models import (
     SupportSettings,
     Ticket,
     TicketStatus,
+    conversation_status_of,
 )
 
 DEFAULT_HOURS = {weekday: [("08:00", "17:00")] for weekday in range(5)}  # Monday to Friday
@@ -350,6 +351,7 @@ def on_customer_message(
     store.current().save_ticket(ticket)
     if conversation.current_ticket_id != ticket.pk:
         store.current().set_current_ticket(conversation, ticket)
+    conversation.status = conversation_status_of(ticket.status)  # the caller saves the conversation
     return ticket
 
 
@@ -471,7 +473,7 @@ def do_update_ticket(
     now = now or timezone.now()
     with transaction.atomic():
         # The lock order (conversations/actions.py): the conversation before its ticket.
-        Conversation.objects.select_for_update().filter(pk=ticket.conversation_id).first()
+        store.current().lock_conversation(ticket.conversation_id)
         locked = store.current().lock_ticket(ticket.pk)
         assert locked is not None
         ticket = locked
@@ -486,11 +488,14 @@ def do_update_ticket(
         if change_assignee and (assignee.pk if assignee else None) != ticket.assignee_id:
             ticket.assignee = assignee
             changed = True
-        if status is not None and status != ticket.status:
+        status_changed = status is not None and status != ticket.status
+        if status is not None and status_changed:
             _change_status(rules, ticket, status, actor, now)
             changed = True
         if changed:
             store.current().save_ticket(ticket)
+            if status_changed:
+                store.current().follow_ticket_status(ticket)  # the inbox tabs follow the ticket
             if events.enabled():
                 conversation = Conversation.objects.select_related("contact", "number").get(
                     pk=ticket.conversation_id

@@ -44,6 +44,19 @@ class BusinessCalendar:
             if closes > opens:
                 yield opens, closes
 
+    def schedule(self, start: datetime, days_before: int, days_after: int) -> list[tuple[datetime, datetime]]:
+        """The business intervals from `days_before` local days before `start`'s to `days_after` after it, in
+        order, touching ones joined (what a client needs to count business time itself)."""
+        first = self.local_date(start) - timedelta(days=days_before)
+        joined: list[tuple[datetime, datetime]] = []
+        for offset in range(days_before + days_after + 1):
+            for opens, closes in self.open_intervals(first + timedelta(days=offset)):
+                if joined and opens <= joined[-1][1]:
+                    joined[-1] = (joined[-1][0], max(joined[-1][1], closes))
+                else:
+                    joined.append((opens, closes))
+        return joined
+
     def seconds_between(self, start: datetime, end: datetime) -> float:
         """Business seconds in [start, end); 0 when end <= start."""
         start, end = start.astimezone(UTC), end.astimezone(UTC)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from conversations.models import Conversation
+from conversations.models import Conversation, ConversationStatus
 from helpdesk.tenancy.models import WhatsAppNumber
 
 
@@ -22,6 +22,21 @@ class TicketStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     RESOLVED = "resolved", "Resolved"
     CLOSED = "closed", "Closed"
+
+
+# The inbox tabs (and `Conversation.status`, the API's `?status=`) follow the conversation's current ticket:
+# a closed ticket is as done as a resolved one. tickets.actions keeps the copy on the conversation in step.
+CONVERSATION_STATUS_OF_TICKET: dict[str, str] = {
+    TicketStatus.OPEN: ConversationStatus.OPEN,
+    TicketStatus.PENDING: ConversationStatus.PENDING,
+    TicketStatus.RESOLVED: ConversationStatus.RESOLVED,
+    TicketStatus.CLOSED: ConversationStatus.RESOLVED,
+}
+
+
+def conversation_status_of(ticket_status: str) -> str:
+    """The inbox tab (conversation status) of a conversation whose current ticket has this status."""
+    return CONVERSATION_STATUS_OF_TICKET[ticket_status]
 
 
 class Priority(models.TextChoices):

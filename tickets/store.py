@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import F
 
 from conversations.models import Conversation
-from tickets.models import ConversationDay, DailyVolume, ReportingEvent, Ticket
+from tickets.models import ConversationDay, DailyVolume, ReportingEvent, Ticket, conversation_status_of
 
 # The DailyVolume counter of each measured interval (tickets/intervals.py).
 MEASURE_COUNTERS = {"first_response": "first_responses", "response": "responses", "resolution": "resolutions"}
@@ -31,6 +31,10 @@ COUNTERS = (
 class TicketStore:
     """The database (the default)."""
 
+    def lock_conversation(self, pk: int) -> None:
+        """Lock a conversation's row: actions that touch a conversation lock it before its ticket."""
+        list(Conversation.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True))
+
     def lock_ticket(self, pk: int) -> Ticket | None:
         return Ticket.objects.select_for_update().filter(pk=pk).first()
 
@@ -40,6 +44,13 @@ class TicketStore:
     def set_current_ticket(self, conversation: Conversation, ticket: Ticket) -> None:
         conversation.current_ticket = ticket
         Conversation.objects.filter(pk=conversation.pk).update(current_ticket=ticket)
+
+    def follow_ticket_status(self, ticket: Ticket) -> None:
+        """The conversation's status follows its current ticket (an older ticket of it changes nothing)."""
+        status = conversation_status_of(ticket.status)
+        Conversation.objects.filter(pk=ticket.conversation_id, current_ticket_id=ticket.pk).exclude(
+            status=status
+        ).update(status=status)
 
     def add_event(self, event: ReportingEvent) -> ReportingEvent:
         event.save()

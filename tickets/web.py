@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -20,7 +21,7 @@ def _page(
 ) -> HttpResponse:
     membership = request.membership  # type: ignore[attr-defined]
     if membership.role not in allowed:
-        return HttpResponse(_("This page is for supervisors and admins."), status=403)
+        raise PermissionDenied(_("This page is for supervisors and admins."))  # templates/403.html
     tenant = current_tenant()
     numbers = [
         {"id": n.pk, "display_number": n.display_number}

@@ -86,13 +86,52 @@
     return Boolean(data && typeof data.detail === "string" && /credentials|authenticat/i.test(data.detail));
   }
 
-  const timeFormat = new Intl.DateTimeFormat(LANG, { hour: "2-digit", minute: "2-digit" });
-  const dateFormat = new Intl.DateTimeFormat(LANG, { day: "numeric", month: "short" });
-  const longDateFormat = new Intl.DateTimeFormat(LANG, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
-  const fullFormat = new Intl.DateTimeFormat(LANG, { dateStyle: "medium", timeStyle: "short" });
-  const weekdayTimeFormat = new Intl.DateTimeFormat(LANG, { weekday: "short", hour: "2-digit", minute: "2-digit" });
+  // Every time is shown in the helpdesk's time zone (as the reports are), never the browser's.
+  const TIME_ZONE = CONFIG.timezone || "UTC";
+  function zoned(locale, options) {
+    try {
+      return new Intl.DateTimeFormat(locale, { ...options, timeZone: TIME_ZONE });
+    } catch (error) { // an unknown zone: say UTC rather than the browser's zone
+      return new Intl.DateTimeFormat(locale, { ...options, timeZone: "UTC" });
+    }
+  }
+  const timeFormat = zoned(LANG, { hour: "2-digit", minute: "2-digit" });
+  const dateFormat = zoned(LANG, { day: "numeric", month: "short" });
+  const longDateFormat = zoned(LANG, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+  const fullFormat = zoned(LANG, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+    timeZoneName: "short" }); // titles on hover: with the zone
+  const weekdayTimeFormat = zoned(LANG, { weekday: "short", hour: "2-digit", minute: "2-digit" });
+  const dayFormat = zoned("en-US", { year: "numeric", month: "numeric", day: "numeric" });
 
   const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+
+  /** The local day (helpdesk zone) of a moment, as a number of days since 1970-01-01 (NaN for no moment). */
+  function dayNumber(at) {
+    if (!Number.isFinite(at)) return NaN;
+    const parts = Object.fromEntries(dayFormat.formatToParts(at).map((part) => [part.type, part.value]));
+    return Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day)) / 86400000;
+  }
+
+  // The helpdesk's business hours around now, [opens, closes] in ms (conversations/web.py): SLA targets count
+  // only business time, so the time left to a deadline is counted inside these intervals.
+  const BUSINESS_HOURS = (Array.isArray(CONFIG.business_hours) ? CONFIG.business_hours : [])
+    .filter((pair) => Array.isArray(pair) && Number.isFinite(pair[0]) && Number.isFinite(pair[1]) && pair[1] > pair[0]);
+
+  /** Business milliseconds in [from, to). */
+  function businessMs(from, to) {
+    let total = 0;
+    if (!(to > from)) return total;
+    for (const [opens, closes] of BUSINESS_HOURS) {
+      if (closes <= from) continue;
+      if (opens >= to) break;
+      total += Math.min(to, closes) - Math.max(from, opens);
+    }
+    return total;
+  }
+
+  function inBusinessHours(at) {
+    return BUSINESS_HOURS.some(([opens, closes]) => opens <= at && at < closes);
+  }
 
   function relativeTime(iso) {
     const at = ms(iso);
@@ -121,13 +160,10 @@
   }
 
   function dayLabel(at) {
-    const day = new Date(at);
-    const today = new Date();
-    const startOf = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
-    const diff = Math.round((startOf(today) - startOf(day)) / 86400000);
+    const diff = dayNumber(Date.now()) - dayNumber(at);
     if (diff === 0) return t("today");
     if (diff === 1) return t("yesterday");
-    return longDateFormat.format(day);
+    return longDateFormat.format(at);
   }
 
   function contactName(contact) {
@@ -246,6 +282,11 @@
     };
   }
 
+  /** The conversation status (inbox tab) of a conversation whose current ticket has this status. */
+  function statusOfTicket(status) {
+    return status === "closed" ? "resolved" : status;
+  }
+
   function signatureOf(summary) {
     if (!summary) return "";
     return JSON.stringify([summary.id, summary.status, summary.priority, summary.assignee_id ?? null,
@@ -260,7 +301,8 @@
     const conversation = state.conversations.get(ticket.conversation);
     if (!conversation || !conversation.data.ticket || conversation.data.ticket.id !== ticket.id) return;
     if (frameId === undefined && conversation.v > restSince) return; // a newer frame already set the summary
-    conversation.data = { ...conversation.data, ticket: summaryOf(ticket) };
+    // The tabs follow the current ticket (closed counts as resolved), as the server's `status` does.
+    conversation.data = { ...conversation.data, ticket: summaryOf(ticket), status: statusOfTicket(ticket.status) };
     if (frameId !== undefined) conversation.v = frameId;
     state.ticketFetches.set(ticket.id, signatureOf(conversation.data.ticket)); // the full ticket matches it
   }
@@ -944,11 +986,14 @@
     const due = ms(ticket.response_due_at);
     const start = ms(ticket.waiting_since);
     if (!Number.isFinite(due)) return null;
-    const left = due - Date.now();
-    const total = due - start;
+    const now = Date.now();
+    const left = due - now; // calendar time (the deadline as a moment)
+    // The target is business time: what is left of it counts only business hours (paused outside them).
+    const businessLeft = businessMs(now, due);
+    const total = businessMs(start, due);
     const state = left <= 0 ? "overdue"
-      : Number.isFinite(total) && total > 0 && left / total < SLA_WARN_SHARE ? "warning" : "ok";
-    return { state, left, due };
+      : Number.isFinite(total) && total > 0 && businessLeft / total < SLA_WARN_SHARE ? "warning" : "ok";
+    return { state, left, businessLeft, due, paused: left > 0 && !inBusinessHours(now) };
   }
 
   function slaClock(ticket) {
@@ -957,10 +1002,11 @@
     const at = fullFormat.format(sla.due);
     const title = sla.state === "overdue"
       ? t("sla_overdue_title", { time: duration(-sla.left, false), at })
-      : t("sla_due_title", { time: duration(sla.left, false), at });
-    return el("span", { class: "sla-clock " + sla.state, "data-testid": "sla-clock", "data-state": sla.state, title },
-      sla.state === "overdue" ? icon("alert") : null,
-      sla.state === "overdue" ? t("sla_overdue") : t("sla_left", { time: duration(sla.left, true) }));
+      : t("sla_due_title", { time: duration(sla.businessLeft, false), at }) + (sla.paused ? " " + t("sla_paused") : "");
+    return el("span", { class: "sla-clock " + sla.state + (sla.paused ? " paused" : ""), "data-testid": "sla-clock",
+      "data-state": sla.state, "data-paused": sla.paused ? "true" : "false", title },
+    sla.state === "overdue" ? icon("alert") : null,
+    sla.state === "overdue" ? t("sla_overdue") : t("sla_left", { time: duration(sla.businessLeft, true) }));
   }
 
   function memberName(id, ticket) {
@@ -1098,6 +1144,14 @@
       tab.classList.toggle("active", active);
       tab.setAttribute("aria-selected", active ? "true" : "false");
     });
+    // The window view is a filter as well as an order: it says so while it is on.
+    document.querySelectorAll("[data-testid=view-option]").forEach((option) => {
+      const active = option.dataset.view === state.ordering;
+      option.classList.toggle("active", active);
+      option.setAttribute("aria-checked", active ? "true" : "false");
+      option.tabIndex = active ? 0 : -1;
+    });
+    $("[data-testid=view-note]").hidden = state.ordering !== "window";
 
     const list = state.list;
     const footer = $("[data-testid=conversation-list-footer]");
@@ -1113,7 +1167,8 @@
         text: t("load_more"), onclick: () => loadList(false) }));
     } else if (list.loaded && !ids.length) {
       footer.append(el("div", { class: "list-empty", "data-testid": "conversation-list-empty",
-        text: state.filter ? t("no_conversations_filter") : t("no_conversations") }));
+        text: state.ordering === "window" ? t("no_conversations_window")
+          : state.filter ? t("no_conversations_filter") : t("no_conversations") }));
     }
     if (view.listScrollTop) {
       container.parentElement.scrollTop = 0;
@@ -1408,7 +1463,7 @@
     const seen = new Set();
     for (const { note, data: message } of timeline) {
       const created = ms(message.created_at);
-      const day = Number.isFinite(created) ? new Date(created).toDateString() : "";
+      const day = Number.isFinite(created) ? String(dayNumber(created)) : "";
       if (day !== previousDay) {
         const label = dayLabel(created);
         nodes.push(fixed(`day:${day}:${label}`, () => el("div", { class: "day-sep", role: "separator" },
@@ -1595,7 +1650,8 @@
         title: fullFormat.format(sla.due) },
       icon(sla.state === "overdue" ? "alert" : "clock"),
       t(label, { at: shortWhen(sla.due) }) + " · " + (sla.state === "overdue"
-        ? t("overdue_by", { time: duration(-sla.left, false) }) : t("in_time", { time: duration(sla.left, false) }))));
+        ? t("overdue_by", { time: duration(-sla.left, false) })
+        : t("in_business_time", { time: duration(sla.businessLeft, false) }))));
     }
     if (ticket.resolution_due_at && ACTIVE_TICKET.has(ticket.status)) {
       const due = ms(ticket.resolution_due_at);
@@ -1624,11 +1680,9 @@
 
   /** "14:05" today, "Tue 14:05" within a week, else "3 Dec 14:05". */
   function shortWhen(at) {
-    const date = new Date(at);
-    const now = new Date();
-    if (date.toDateString() === now.toDateString()) return timeFormat.format(date);
-    if (Math.abs(at - Date.now()) < 6 * 86400000) return weekdayTimeFormat.format(date);
-    return fullFormat.format(date);
+    if (dayNumber(at) === dayNumber(Date.now())) return timeFormat.format(at);
+    if (Math.abs(at - Date.now()) < 6 * 86400000) return weekdayTimeFormat.format(at);
+    return fullFormat.format(at);
   }
 
   function renderComposer(conversation) {
@@ -1707,7 +1761,8 @@
     if (state.pageReadyId !== null && frame.id <= state.pageReadyId) return;
     const name = entry ? contactName(entry.data.contact) : t("conversation_ref", { id: conversationId });
     const due = ms(warning.due_at);
-    const left = Number.isFinite(due) ? due - Date.now() : 0;
+    // The window is 24 calendar hours; SLA targets are business time.
+    const left = !Number.isFinite(due) ? 0 : warning.kind === "window" ? due - Date.now() : businessMs(Date.now(), due);
     let text;
     if (warning.kind === "window") {
       text = passed ? t("toast_window_expired", { name })
@@ -1822,7 +1877,17 @@
     document.querySelectorAll("[data-testid=status-tab]").forEach((tab) => {
       tab.addEventListener("click", () => setFilter(tab.dataset.status));
     });
-    $("[data-testid=sort-select]").addEventListener("change", (event) => setOrdering(event.target.value));
+    document.querySelectorAll("[data-testid=view-option]").forEach((option) => {
+      option.addEventListener("click", () => setOrdering(option.dataset.view));
+      option.addEventListener("keydown", (event) => { // a radio group: arrows switch
+        if (["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"].includes(event.key)) {
+          event.preventDefault();
+          event.stopPropagation();
+          setOrdering(state.ordering === "window" ? "recent" : "window");
+          $(`[data-testid=view-option][data-view=${state.ordering}]`).focus();
+        }
+      });
+    });
 
     $("[data-testid=ticket-status]").addEventListener("change", (event) => updateTicket({ status: event.target.value }));
     $("[data-testid=ticket-priority]").addEventListener("change", (event) => {

@@ -322,6 +322,16 @@
     return out;
   }
 
+  /** The time of a save on the helpdesk's clock (its saved zone), as every time in the app. */
+  function savedTime(at) {
+    const zone = (state.saved && state.saved.timezone) || CONFIG.timezone || "UTC";
+    try {
+      return new Intl.DateTimeFormat(LANG, { hour: "2-digit", minute: "2-digit", timeZone: zone }).format(at);
+    } catch (error) {
+      return new Intl.DateTimeFormat(LANG, { hour: "2-digit", minute: "2-digit", timeZone: "UTC" }).format(at);
+    }
+  }
+
   function updateDirty() {
     if (!EDITABLE) return;
     const dirty = Object.keys(changes()).length > 0;
@@ -331,7 +341,7 @@
     const status = $("[data-testid=settings-status]");
     status.dataset.state = state.saving ? "saving" : dirty ? "dirty" : state.savedAt ? "saved" : "";
     status.textContent = state.saving ? t("saving") : dirty ? t("unsaved") : state.savedAt
-      ? t("saved_at", { time: new Intl.DateTimeFormat(LANG, { hour: "2-digit", minute: "2-digit" }).format(state.savedAt) })
+      ? t("saved_at", { time: savedTime(state.savedAt) })
       : "";
     // Redraw the "midnight" marks next to closing times.
     document.querySelectorAll("[data-testid=hours-interval]").forEach((row) => {

@@ -427,12 +427,22 @@ class WriteBehind(TicketStore):
             raise RuntimeError(f"ticket {pk} was not created in this chunk")
         return _copy(saved)
 
+    def lock_conversation(self, pk: int) -> None:
+        pass  # the chunk's conversations are this process's alone until they are written
+
     def lock_ticket(self, pk: int) -> Any:
         return self.load_ticket(pk)
 
     def set_current_ticket(self, conversation: Any, ticket: Any) -> None:
         conversation.current_ticket = ticket
         self.conversations[conversation.pk].current_ticket = ticket
+
+    def follow_ticket_status(self, ticket: Any) -> None:
+        from tickets.models import conversation_status_of
+
+        conversation = self.conversations.get(ticket.conversation_id)
+        if conversation is not None and conversation.current_ticket_id == ticket.pk:
+            conversation.status = conversation_status_of(ticket.status)
 
     def add_event(self, event: Any) -> Any:
         self.events.append(event)

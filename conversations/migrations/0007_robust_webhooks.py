@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0005_conversation_current_ticket_note_conversation'),
+        ('conversations', '0006_conversation_status_follows_ticket'),
     ]
 
     operations = [
