@@ -155,7 +155,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["helpdesk.tenancy.permissions.IsTenantMember"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "helpdesk.api_errors.HelpdeskAutoSchema",
+    "EXCEPTION_HANDLER": "helpdesk.api_errors.exception_handler",  # every error is {detail, code}
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -166,6 +167,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # several models have a `status`: name each choice set after its model
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "conversations.models.ConversationStatus",
+        "MessageStatusEnum": "conversations.models.MessageStatus",
+        "TicketStatusEnum": "tickets.models.TicketStatus",
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from django.db import connection
 
+from helpdesk.params import parse_id
 from tickets import intervals
 from tickets.intervals import TIMES, Intervals
 from tickets.models import ConversationDay, DailyVolume, ReportingEvent
@@ -49,10 +50,12 @@ class Period:
             raise ReportError("`to` must not be before `from`.")
         if (last - first).days >= MAX_DAYS:
             raise ReportError(f"A report covers at most {MAX_DAYS} days.")
+        ids: dict[str, int | None] = {}
         for label, value in (("agent", agent), ("number", number)):
-            if value not in (None, "") and not str(value).isdigit():
+            ids[label] = parse_id(value) if value else None
+            if value and ids[label] is None:
                 raise ReportError(f"`{label}` must be an id (a whole number).")
-        return cls(first, last, int(agent) if agent else None, int(number) if number else None)
+        return cls(first, last, ids["agent"], ids["number"])
 
 
 def _where(period: Period, agent_column: str | None = "agent_id") -> tuple[str, list[Any]]:
