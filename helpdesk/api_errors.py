@@ -4,6 +4,8 @@ saying so for every status an operation can answer.
 - `exception_handler` (REST_FRAMEWORK["EXCEPTION_HANDLER"]) turns DRF's exceptions (validation, parse errors,
   401, 403, 404, 405, 415, 429, ...) into that shape. Field errors keep their fields:
   `{"detail": "status: ...", "code": "invalid", "fields": {"status": ["..."]}}`.
+- `not_found` / `server_error` (handler404 / handler500 of the tenant URLs) answer in the same shape under
+  /api/ when no route matched or something broke outside DRF.
 - `HelpdeskAutoSchema` (REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]) adds the error responses every operation can
   give: 400 where it takes a body or query parameters, 401 and 403 where it needs a member, 404 where it
   addresses an object (or pages / picks a format), 415 where it takes a body. Statuses only some operations
@@ -16,7 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers
@@ -123,6 +126,27 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return response  # not an API error: Django answers 500 and logs it
     response.data = error_body(exc)
     return response
+
+
+# ------------------------------------------------------------------ errors Django answers itself
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: a URL that matches no route (`/api/v1/conversations/0.5/`) is a JSON error under /api/."""
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception or Http404())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: the error shape under /api/ (the traceback goes to the log, never to the client)."""
+    if _is_api(request):
+        return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
+    return defaults.server_error(request)
 
 
 # ------------------------------------------------------------------ the schema

@@ -153,6 +153,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["helpdesk.tenancy.permissions.IsTenantMember"],
+    # The API takes JSON bodies only (anything else: 415). Multipart is never used by clients, and daphne
+    # (Twisted) answers a malformed multipart POST with an empty 400 before Django sees it.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "helpdesk.api_errors.HelpdeskAutoSchema",

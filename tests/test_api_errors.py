@@ -464,3 +464,29 @@ def test_a_note_of_10000_characters_is_kept(db, acme_number, alice):
     assert response.status_code == 201
     assert len(response.json()["text"]) == 10_000
     assert note_count(conversation_id) == 1
+
+
+# ------------------------------------------------------------------ URLs that match no route
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/conversations/0.5/read/",
+        "/api/v1/conversations/null,null/messages/",
+        "/api/v1/conversations/-2.75e-113/status/",
+        "/api/v1/nothing-here/",
+    ],
+)
+def test_an_api_url_that_matches_no_route_is_a_json_404(db, alice, path):
+    response = api(alice).get(path)
+
+    assert response["Content-Type"] == "application/json"
+    assert (response.status_code, response.json()) == (404, {"detail": "Not found.", "code": "not_found"})
+
+
+def test_a_page_url_that_matches_no_route_is_still_an_html_404(db, alice):
+    response = api(alice).get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
