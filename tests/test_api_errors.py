@@ -199,6 +199,22 @@ def test_report_filters_refuse_ids_that_are_not_ascii_whole_numbers(db, sam, que
     assert_error(response, 400, "invalid")
 
 
+@pytest.mark.parametrize("interval", ["day", "week"])
+@pytest.mark.parametrize("path", ["summary", "timeseries", "agents"])
+def test_a_report_ending_at_the_end_of_the_calendar_is_refused(db, sam, path, interval):
+    response = api(sam).get(f"/api/v1/reports/{path}/?from=9999-12-30&to=9999-12-31&interval={interval}")
+
+    body = assert_error(response, 400, "invalid")
+    assert body["detail"] == "`to` must not be after 9999-12-24."
+
+
+def test_a_report_at_the_start_of_the_calendar_is_answered(db, sam):
+    response = api(sam).get("/api/v1/reports/timeseries/?from=0001-01-01&to=0001-01-09&interval=week")
+
+    assert response.status_code == 200
+    assert [bucket["start"] for bucket in response.json()["results"]] == ["0001-01-01", "0001-01-08"]
+
+
 # ------------------------------------------------------------------ conversation cursors
 
 
@@ -490,3 +506,89 @@ def test_a_page_url_that_matches_no_route_is_still_an_html_404(db, alice):
 
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+# ------------------------------------------------------------------ the schema documents the errors
+
+
+def test_the_schema_validates_without_warnings(db, tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+
+    assert (tmp_path / "schema.yaml").read_text().startswith("openapi: 3")
+
+
+def test_every_operation_documents_its_errors_in_the_error_shape(db, alice):
+    schema = api(alice).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    error = {"$ref": "#/components/schemas/Error"}
+    assert schema["components"]["schemas"]["Error"]["required"] == ["code", "detail"]
+
+    documented = {}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            documented[f"{method.upper()} {path}"] = {int(code) for code in responses if code.startswith("4")}
+            for code, response in responses.items():
+                if code.startswith("4"):
+                    assert response["content"]["application/json"]["schema"] == error, (method, path, code)
+
+    assert documented["POST /api/v1/auth/token/"] == {400, 415, 429}
+    assert documented["GET /api/v1/conversations/"] == {400, 401, 403}
+    assert documented["GET /api/v1/conversations/{id}/"] == {401, 403, 404}
+    assert documented["POST /api/v1/conversations/{id}/status/"] == {400, 401, 403, 404, 415}
+    assert documented["POST /api/v1/conversations/{conversation_pk}/messages/"] == {
+        400,
+        401,
+        403,
+        404,
+        409,
+        415,
+    }
+    assert documented["GET /api/v1/me/"] == {401, 403}
+    assert documented["PATCH /api/v1/settings/support/"] == {400, 401, 403, 415}
+    assert documented["GET /api/v1/tickets/"] == {400, 401, 403, 404}  # 404: a page beyond the last
+    assert all({401, 403} <= codes for name, codes in documented.items() if "auth/token" not in name)
+
+
+# ------------------------------------------------------------------ values the database cannot hold
+
+
+@pytest.mark.parametrize("assignee", [2**63, 2**64, -1])
+def test_a_ticket_assignee_beyond_bigint_is_refused_and_changes_nothing(db, acme_number, sam, assignee):
+    ticket_id = receive(acme_number, fresh_wa_id()).conversation.current_ticket_id
+    with schema_context("acme"):
+        from tickets.models import Ticket
+
+        before = Ticket.objects.values().get(pk=ticket_id)
+
+    response = api(sam).patch(
+        f"/api/v1/tickets/{ticket_id}/",
+        {"assignee": assignee, "status": "pending"},
+        content_type="application/json",
+    )
+
+    body = assert_error(response, 400, "invalid")
+    assert "assignee" in body["detail"]
+    with schema_context("acme"):
+        assert Ticket.objects.values().get(pk=ticket_id) == before
+
+
+@pytest.mark.parametrize("kind", ["notes", "messages"])
+def test_text_with_a_nul_character_is_refused(db, acme_number, alice, kind):
+    conversation_id = receive(acme_number, fresh_wa_id()).conversation_id
+    with schema_context("acme"):
+        messages_before = Message.objects.filter(conversation_id=conversation_id).count()
+    events_before = event_count()
+
+    response = api(alice).post(
+        f"/api/v1/conversations/{conversation_id}/{kind}/",
+        {"text": "hi\x00there"},
+        content_type="application/json",
+    )
+
+    assert_error(response, 400, "invalid")
+    assert note_count(conversation_id) == 0
+    with schema_context("acme"):
+        assert Message.objects.filter(conversation_id=conversation_id).count() == messages_before
+    assert event_count() == events_before

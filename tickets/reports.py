@@ -22,6 +22,7 @@ from tickets.intervals import TIMES, Intervals
 from tickets.models import ConversationDay, DailyVolume, ReportingEvent
 
 MAX_DAYS = 731
+LAST_DAY = date.max - timedelta(days=7)  # a week's bucket after `to` must still be a date
 
 
 class ReportError(ValueError):
@@ -48,6 +49,8 @@ class Period:
             ) from None
         if last < first:
             raise ReportError("`to` must not be before `from`.")
+        if last > LAST_DAY:
+            raise ReportError(f"`to` must not be after {LAST_DAY.isoformat()}.")
         if (last - first).days >= MAX_DAYS:
             raise ReportError(f"A report covers at most {MAX_DAYS} days.")
         ids: dict[str, int | None] = {}
