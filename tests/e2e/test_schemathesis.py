@@ -27,7 +27,10 @@ CHECKS = [
     "status_code_conformance",
     "content_type_conformance",
     "response_schema_conformance",
+    "unsupported_method",  # a method the schema does not list for a path is a 405
 ]
+# Not negative_data_rejection: the API deliberately reads an empty filter (`?status=`) as no filter, which that
+# check counts as accepting an invalid value.
 MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10")
 SEED = os.environ.get("SCHEMATHESIS_SEED", "20260101")
 TIME_LIMIT = 170  # seconds: the run must stay well under three minutes
@@ -72,8 +75,8 @@ def run_schemathesis(stack: LiveStack, token: str, workdir: Path) -> subprocess.
         MAX_EXAMPLES,
         "--seed",
         SEED,
-        "--workers",
-        "2",
+        "--workers",  # one: with two threads, hypothesis' lambda descriptions (ast.parse) broke on CPython 3.11
+        "1",
         "--request-timeout",
         "10",
         "--generation-database",
