@@ -807,10 +807,19 @@ def do_queue_outbound(
     return message
 
 
+MAX_NOTE_LENGTH = 10_000  # a generous reply's worth: a note is for colleagues, not a place to store documents
+
+
+class NoteTooLong(ActionError):
+    code = "too_long"
+
+
 def check_add_note(conversation: Conversation, author: User, text: str) -> Note:
     """A private note for colleagues: stored and pushed, never sent, never ends the customer's wait."""
     if not text.strip():
         raise ActionError("A note needs some text.")
+    if len(text) > MAX_NOTE_LENGTH:
+        raise NoteTooLong(f"A note holds at most {MAX_NOTE_LENGTH} characters; this one has {len(text)}.")
     with transaction.atomic():
         locked = lock_conversation(conversation.pk)  # the lock order: the conversation first
         note = Note.objects.create(

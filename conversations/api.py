@@ -23,6 +23,8 @@ from conversations.serializers import (
     NoteSerializer,
     ReplySerializer,
 )
+from helpdesk.api_errors import error_responses
+from helpdesk.params import id_param
 
 
 def _action_error(error: actions.ActionError) -> Response:
@@ -86,10 +88,16 @@ class ConversationViewSet(
     )
     @action(detail=True, methods=["post"], url_path="status")
     def set_status(self, request: Request, pk: str | None = None) -> Response:
+        data = request.data
+        if not isinstance(data, dict):
+            raise ValidationError({"detail": 'A JSON object: {"status": "open" | "pending" | "resolved"}.'})
+        wanted = data.get("status", "")
+        if not isinstance(wanted, str):
+            raise ValidationError({"status": f"Use one of: {', '.join(ConversationStatus.values)}."})
         try:
             conversation = actions.do_set_conversation_status(
                 self.get_object(),
-                str(dict(request.data).get("status", "")),
+                wanted,
                 request.user,  # type: ignore[arg-type]
             )
         except actions.ActionError as error:
@@ -112,18 +120,16 @@ class ConversationMessagesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet
 
     def get_queryset(self) -> QuerySet[Message]:
         queryset = Message.objects.filter(conversation=self.conversation())
-        after = self.request.query_params.get("after")
-        if after:
-            if not after.isdigit():
-                raise ValidationError({"after": "A message id (a whole number)."})
-            return queryset.filter(pk__gt=int(after)).order_by("pk")
+        after = id_param(self.request.query_params, "after", "A message id")
+        if after is not None:
+            return queryset.filter(pk__gt=after).order_by("pk")
         return queryset.order_by("created_at", "pk")
 
     @extend_schema(parameters=[OpenApiParameter("after", OpenApiTypes.INT)])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=ReplySerializer, responses={201: MessageSerializer})
+    @extend_schema(request=ReplySerializer, responses={201: MessageSerializer, **error_responses(409)})
     def create(self, request: Request, conversation_pk: str) -> Response:
         """Reply with free text. Refused with 409 outside the 24-hour customer-service window."""
         serializer = ReplySerializer(data=request.data)

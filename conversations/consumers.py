@@ -63,16 +63,32 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def _error(self, code: str, detail: str) -> None:
+        """A refused frame: said to the client, and the socket stays open."""
+        await self.send_json({"type": "error", "code": code, "detail": detail})
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        # Channels' JSON consumer raises (and drops the socket) on binary or non-JSON frames.
+        if text_data is None:
+            await self._error("invalid_json", "Frames are JSON text, not binary.")
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except (ValueError, RecursionError):
+            await self._error("invalid_json", "Frames are JSON text: this one is not JSON.")
+            return
+        await self.receive_json(content, **kwargs)
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
-            await self.send_json({"type": "error", "detail": "Frames are JSON objects."})
+            await self._error("invalid_frame", "Frames are JSON objects.")
             return
         if content.get("type") == "resume":
             after = content.get("after")
             if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-                await self.send_json(
-                    {"type": "error", "detail": "resume needs `after`: an event id (integer)."}
-                )
+                await self._error("invalid_frame", "resume needs `after`: an event id (integer).")
                 return
             # An id from the future (another installation, a reset database) must not mute live frames.
             self.last_sent_id = min(after, await _last_event_id(self.schema_name))
@@ -80,7 +96,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         elif content.get("type") == "ping":
             await self.send_json({"type": "pong"})
         else:
-            await self.send_json({"type": "error", "detail": f"Unknown frame type {content.get('type')!r}."})
+            await self._error("unknown_type", f"Unknown frame type {content.get('type')!r}.")
 
     async def inbox_event(self, message: dict[str, Any]) -> None:
         frame = message["frame"]

@@ -14,7 +14,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import F, Model, Q, QuerySet
@@ -23,6 +23,8 @@ from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from helpdesk.params import is_id
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,19 @@ class Cursor:
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
+        """The cursor in `token`, or a 400: only what `encode` writes (an id in bigint range, a moment with its
+        offset that exists in UTC) gets through to a query."""
         try:
             forward, value, pk = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            return cls(bool(forward), datetime.fromisoformat(value) if value else None, int(pk))
-        except (ValueError, TypeError, binascii.Error):
+            if forward not in (0, 1) or not is_id(pk) or not (value is None or isinstance(value, str)):
+                raise ValueError("not a cursor")
+            moment = datetime.fromisoformat(value) if value else None
+            if moment is not None:
+                if moment.utcoffset() is None:
+                    raise ValueError("a moment without its offset")
+                moment = moment.astimezone(UTC)  # OverflowError beyond year 1..9999 in UTC
+            return cls(bool(forward), moment, pk)
+        except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
             raise ValidationError(
                 {"cursor": "Not a cursor of this list: follow `next` / `previous`."}
             ) from None

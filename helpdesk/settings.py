@@ -155,9 +155,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["helpdesk.tenancy.permissions.IsTenantMember"],
+    # The API takes JSON bodies only (anything else: 415). Multipart is never used by clients, and daphne
+    # (Twisted) answers a malformed multipart POST with an empty 400 before Django sees it.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "helpdesk.api_errors.HelpdeskAutoSchema",
+    "EXCEPTION_HANDLER": "helpdesk.api_errors.exception_handler",  # every error is {detail, code}
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -168,6 +172,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # several models have a `status`: name each choice set after its model
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "conversations.models.ConversationStatus",
+        "MessageStatusEnum": "conversations.models.MessageStatus",
+        "TicketStatusEnum": "tickets.models.TicketStatus",
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True

@@ -12,6 +12,9 @@ from helpdesk.tenancy.views import ObtainTokenView, TenantLoginView
 from tickets import api as tickets_api
 from tickets import web as tickets_web
 
+handler404 = "helpdesk.api_errors.not_found"  # JSON {detail, code} under /api/, the HTML page elsewhere
+handler500 = "helpdesk.api_errors.server_error"
+
 router = DefaultRouter()
 router.register("conversations", api.ConversationViewSet, basename="conversation")
 router.register("tickets", tickets_api.TicketViewSet, basename="ticket")

@@ -232,7 +232,11 @@ def test_a_bad_cursor_is_refused(db, alice_api, cursor):
         assert response.status_code == 200  # no cursor: the first page
     else:
         assert response.status_code == 400
-        assert "cursor" in response.json()
+        assert response.json() == {
+            "detail": "cursor: Not a cursor of this list: follow `next` / `previous`.",
+            "code": "invalid",
+            "fields": {"cursor": ["Not a cursor of this list: follow `next` / `previous`."]},
+        }
 
 
 def test_conversation_list_filters_by_status(db, acme_number, alice_api):
@@ -262,7 +266,11 @@ def test_conversation_list_refuses_an_unknown_status(db, alice_api):
     response = alice_api.get("/api/v1/conversations/?status=archived")
 
     assert response.status_code == 400
-    assert response.json() == {"status": "Use one of: open, pending, resolved."}
+    assert response.json() == {
+        "detail": "status: Use one of: open, pending, resolved.",
+        "code": "invalid",
+        "fields": {"status": ["Use one of: open, pending, resolved."]},
+    }
 
 
 def test_read_zeroes_the_unread_count(db, acme_number, alice_api):
@@ -403,7 +411,11 @@ def test_messages_after_must_be_a_message_id(db, acme_number, alice_api):
     response = alice_api.get(f"/api/v1/conversations/{received.conversation_id}/messages/?after=abc")
 
     assert response.status_code == 400
-    assert response.json() == {"after": "A message id (a whole number)."}
+    assert response.json() == {
+        "detail": "after: A message id (a whole number).",
+        "code": "invalid",
+        "fields": {"after": ["A message id (a whole number)."]},
+    }
 
 
 def test_messages_page_last_is_the_most_recent_page(db, acme_number, alice_api):
@@ -464,7 +476,10 @@ def test_anonymous_requests_are_refused_and_change_nothing(db, acme_number):
 
     # then every call is refused as unauthenticated and nothing changed
     assert [r.status_code for r in responses] == [401] * 6
-    assert responses[0].json() == {"detail": "Authentication credentials were not provided."}
+    assert responses[0].json() == {
+        "detail": "Authentication credentials were not provided.",
+        "code": "not_authenticated",
+    }
     after = conversation(pk)
     assert (after.unread_count, after.status, after.last_message_at) == (1, "open", before.last_message_at)
     with schema_context("acme"):
@@ -476,7 +491,7 @@ def test_a_wrong_token_is_refused(db):
     response = tenant_client(ACME, "0" * 40).get("/api/v1/conversations/")
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "Invalid token."}
+    assert response.json() == {"detail": "Invalid token.", "code": "authentication_failed"}
 
 
 @pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])

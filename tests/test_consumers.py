@@ -183,13 +183,47 @@ async def test_ping_is_answered_and_unknown_frames_are_refused(tokens):
         await ws.send_json_to({"type": "resume", "after": "yesterday"})
         assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {
             "type": "error",
+            "code": "invalid_frame",
             "detail": "resume needs `after`: an event id (integer).",
         }
 
         await ws.send_json_to({"type": "shout"})
         assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {
             "type": "error",
+            "code": "unknown_type",
             "detail": "Unknown frame type 'shout'.",
+        }
+
+
+@pytest.mark.parametrize(
+    ("frame", "detail"),
+    [
+        ({"text": "{not json"}, "Frames are JSON text: this one is not JSON."),
+        ({"text": ""}, "Frames are JSON text: this one is not JSON."),
+        ({"text": "[" * 100_000}, "Frames are JSON text: this one is not JSON."),
+        ({"text": "NaN-ish"}, "Frames are JSON text: this one is not JSON."),
+        ({"bytes": b'{"type": "ping"}'}, "Frames are JSON text, not binary."),
+    ],
+    ids=["not-json", "empty", "deep-nesting", "garbage", "binary"],
+)
+async def test_a_frame_that_is_not_json_text_gets_an_error_and_the_socket_stays_usable(tokens, frame, detail):
+    async with inbox(ACME["domain"], tokens["alice"]) as (ws, _):
+        await ws.send_input({"type": "websocket.receive", **frame})
+        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {
+            "type": "error",
+            "code": "invalid_json",
+            "detail": detail,
+        }
+
+        # the socket is still open and answers
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}
+
+        await ws.send_json_to([1, 2])
+        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {
+            "type": "error",
+            "code": "invalid_frame",
+            "detail": "Frames are JSON objects.",
         }
 
 

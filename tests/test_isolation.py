@@ -109,7 +109,9 @@ def test_bobs_token_on_acmes_domain_is_refused_and_changes_nothing(db, twins, bo
 
     # then every call is forbidden, none shows acme's data, and acme's inbox is unchanged
     assert [r.status_code for r in responses] == [403] * 6
-    assert {r.content for r in responses} == {b'{"detail":"You are not a member of this helpdesk."}'}
+    assert {r.content for r in responses} == {
+        b'{"detail":"You are not a member of this helpdesk.","code":"permission_denied"}'
+    }
     assert state("acme") == before
 
 

@@ -468,7 +468,7 @@ def test_an_empty_or_too_long_reply_is_refused_with_400_and_nothing_is_created(
         response = reply(alice_token, conversation.pk, data)
 
     assert response.status_code == 400
-    assert response.json() == errors
+    assert response.json() == {"detail": f"text: {errors['text'][0]}", "code": "invalid", "fields": errors}
     assert snapshot(conversation) == before
     assert callbacks == []
     assert len(graph.calls) == 0
@@ -528,7 +528,10 @@ def test_token_endpoint_refuses_wrong_credentials_and_non_members(db, email, pas
 
     # then it is refused and no token exists
     assert response.status_code == 400
-    assert response.json() == {"detail": "Wrong email or password for this helpdesk."}
+    assert response.json() == {
+        "detail": "Wrong email or password for this helpdesk.",
+        "code": "invalid_credentials",
+    }
     assert Token.objects.count() == 0
 
 

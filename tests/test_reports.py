@@ -194,7 +194,7 @@ def test_agents_may_not_read_reports(db, alice, path):
 
     assert (response.status_code, response.json()) == (
         403,
-        {"detail": "Reports are for supervisors and admins."},
+        {"detail": "Reports are for supervisors and admins.", "code": "permission_denied"},
     )
 
 
@@ -220,11 +220,11 @@ def test_anonymous_and_other_tenants_may_not_read_reports(db, bob, path):
 
     assert (anonymous.status_code, anonymous.json()) == (
         401,
-        {"detail": "Authentication credentials were not provided."},
+        {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"},
     )
     assert (outsider.status_code, outsider.json()) == (
         403,
-        {"detail": "Reports are for supervisors and admins."},
+        {"detail": "Reports are for supervisors and admins.", "code": "permission_denied"},
     )
 
 
@@ -268,7 +268,7 @@ REQUIRED = "`from` and `to` are required dates, YYYY-MM-DD (days in the tenant's
 def test_bad_periods_are_refused(db, sam, path, params, detail):
     response = get(sam, path, **params)
 
-    assert (response.status_code, response.json()) == (400, {"detail": detail})
+    assert (response.status_code, response.json()) == (400, {"detail": detail, "code": "invalid"})
 
 
 def test_a_bad_interval_is_refused(db, sam):
@@ -276,7 +276,10 @@ def test_a_bad_interval_is_refused(db, sam):
         sam, "/api/v1/reports/timeseries/", **{"from": "2026-10-05", "to": "2026-10-07", "interval": "month"}
     )
 
-    assert (response.status_code, response.json()) == (400, {"detail": "`interval` is `day` or `week`."})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"detail": "`interval` is `day` or `week`.", "code": "invalid"},
+    )
 
 
 def test_a_single_day_and_the_longest_period_are_accepted(db, sam):
@@ -718,7 +721,7 @@ def test_a_refused_csv_request_says_why(db, sam):
     )
 
     assert response.status_code == 400
-    assert csv_rows(response) == [{"detail": "`to` must not be before `from`."}]
+    assert csv_rows(response) == [{"detail": "`to` must not be before `from`.", "code": "invalid"}]
 
 
 # ------------------------------------------------------------------ sealed days (tickets/intervals.py)

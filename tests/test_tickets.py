@@ -480,7 +480,11 @@ def test_availability_must_be_a_boolean(db, alice):
     response = api(alice).patch("/api/v1/me/", {"available": "yes"}, content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json() == {"available": "true or false."}
+    assert response.json() == {
+        "detail": "available: true or false.",
+        "code": "invalid",
+        "fields": {"available": ["true or false."]},
+    }
     assert Membership.objects.get(user=alice, tenant__schema_name="acme").is_available is True
 
 
@@ -601,7 +605,10 @@ def test_a_member_of_another_tenant_cannot_see_or_change_acme_tickets(db, acme_n
 
     # then acme refuses him, globex does not know the ticket, and nothing changed
     assert [r.status_code for r in on_acme] == [403, 403, 403]
-    assert on_acme[0].json() == {"detail": "You are not a member of this helpdesk."}
+    assert on_acme[0].json() == {
+        "detail": "You are not a member of this helpdesk.",
+        "code": "permission_denied",
+    }
     assert [r.status_code for r in on_globex] == [404, 404]
     assert snapshot(ticket) == before
 
@@ -628,9 +635,30 @@ def test_anonymous_ticket_requests_are_refused(db, acme_number):
 @pytest.mark.parametrize(
     ("data", "answer"),
     [
-        ({"status": "archived"}, {"status": ['"archived" is not a valid choice.']}),
-        ({"priority": "critical"}, {"priority": ['"critical" is not a valid choice.']}),
-        ({"assignee": "alice"}, {"assignee": ["A valid integer is required."]}),
+        (
+            {"status": "archived"},
+            {
+                "detail": 'status: "archived" is not a valid choice.',
+                "code": "invalid",
+                "fields": {"status": ['"archived" is not a valid choice.']},
+            },
+        ),
+        (
+            {"priority": "critical"},
+            {
+                "detail": 'priority: "critical" is not a valid choice.',
+                "code": "invalid",
+                "fields": {"priority": ['"critical" is not a valid choice.']},
+            },
+        ),
+        (
+            {"assignee": "alice"},
+            {
+                "detail": "assignee: A valid integer is required.",
+                "code": "invalid",
+                "fields": {"assignee": ["A valid integer is required."]},
+            },
+        ),
         (
             {"assignee": "bob", "status": "closed"},
             {"detail": "The assignee must be a member of this helpdesk.", "code": "invalid"},
@@ -749,7 +777,11 @@ def test_the_ticket_list_filters_by_status_assignee_and_priority(db, acme_number
 def test_the_ticket_list_refuses_unknown_filters(db, alice, query, answer):
     response = api(alice).get(f"/api/v1/tickets/{query}")
 
-    assert (response.status_code, response.json()) == (400, answer)
+    [(field, message)] = answer.items()
+    assert (response.status_code, response.json()) == (
+        400,
+        {"detail": f"{field}: {message}", "code": "invalid", "fields": {field: [message]}},
+    )
 
 
 # ------------------------------------------------------------------ live frames

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from helpdesk.params import id_param, parse_id
 from helpdesk.tenancy.access import current_tenant
 from helpdesk.tenancy.models import Membership, Role
 from helpdesk.tenancy.permissions import IsTenantMember
@@ -67,15 +68,13 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
                 queryset = queryset.filter(assignee_id=self.request.user.pk)
             elif assignee == "none":
                 queryset = queryset.filter(assignee__isnull=True)
-            elif assignee.isdigit():
-                queryset = queryset.filter(assignee_id=int(assignee))
+            elif (assignee_id := parse_id(assignee)) is not None:
+                queryset = queryset.filter(assignee_id=assignee_id)
             else:
                 raise ValidationError({"assignee": "A user id, `me` or `none`."})
-        conversation = params.get("conversation")
-        if conversation:
-            if not conversation.isdigit():
-                raise ValidationError({"conversation": "A conversation id."})
-            queryset = queryset.filter(conversation_id=int(conversation))
+        conversation = id_param(params, "conversation", "A conversation id")
+        if conversation is not None:
+            queryset = queryset.filter(conversation_id=conversation)
         return queryset
 
     @extend_schema(
@@ -119,8 +118,8 @@ class CSVRenderer(BaseRenderer):
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
     ) -> bytes:
         rows = data.get("results") if isinstance(data, dict) and "results" in data else [data]
-        if isinstance(data, dict) and "detail" in data and len(data) <= 2:
-            rows = [data]
+        if isinstance(data, dict) and "detail" in data and "code" in data:  # an error: its text and code
+            rows = [{"detail": data["detail"], "code": data["code"]}]
         flat = [_flatten(row) for row in rows or []]
         columns: list[str] = []
         for row in flat:
@@ -229,7 +228,9 @@ class AvailabilityView(APIView):
         responses=OpenApiTypes.OBJECT,
     )
     def patch(self, request: Request) -> Response:
-        available = dict(request.data).get("available")
+        if not isinstance(request.data, dict):
+            raise ValidationError({"detail": 'A JSON object: {"available": true | false}.'})
+        available = request.data.get("available")
         if not isinstance(available, bool):
             raise ValidationError({"available": "true or false."})
         membership = actions.do_set_availability(request.user, available)  # type: ignore[arg-type]

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 from django.db import connection
 
+from helpdesk.params import parse_id
 from tickets import intervals
 from tickets.intervals import TIMES, Intervals
 from tickets.models import ConversationDay, DailyVolume, ReportingEvent
 
 MAX_DAYS = 731
+LAST_DAY = date.max - timedelta(days=7)  # a week's bucket after `to` must still be a date
 
 
 class ReportError(ValueError):
@@ -47,12 +49,16 @@ class Period:
             ) from None
         if last < first:
             raise ReportError("`to` must not be before `from`.")
+        if last > LAST_DAY:
+            raise ReportError(f"`to` must not be after {LAST_DAY.isoformat()}.")
         if (last - first).days >= MAX_DAYS:
             raise ReportError(f"A report covers at most {MAX_DAYS} days.")
+        ids: dict[str, int | None] = {}
         for label, value in (("agent", agent), ("number", number)):
-            if value not in (None, "") and not str(value).isdigit():
+            ids[label] = parse_id(value) if value else None
+            if value and ids[label] is None:
                 raise ReportError(f"`{label}` must be an id (a whole number).")
-        return cls(first, last, int(agent) if agent else None, int(number) if number else None)
+        return cls(first, last, ids["agent"], ids["number"])
 
 
 def _where(period: Period, agent_column: str | None = "agent_id") -> tuple[str, list[Any]]:

@@ -4,6 +4,7 @@ New values apply to clocks started from then on; running clocks keep the deadlin
 
 from __future__ import annotations
 
+import re
 from datetime import date, time
 from itertools import pairwise
 from typing import Any
@@ -21,6 +22,11 @@ SCALARS = {
     "window_warning_minutes": (1, 24 * 60),
     "sla_warning_percent": (1, 99),
 }
+
+
+MAX_TARGET_SECONDS = 365 * 24 * 3600  # an SLA target of more than a year is a typo (and 2^31 overflows)
+TIME_OF_DAY = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
 
 class SettingsError(ValueError):
@@ -58,10 +64,26 @@ def support_settings_data() -> dict[str, Any]:
 
 
 def _time(value: Any, label: str) -> time:
-    try:
-        return time.fromisoformat(str(value))
-    except ValueError:
-        raise SettingsError(f"{label}: {value!r} is not a time (HH:MM).") from None
+    """`HH:MM` exactly: no seconds, fractions or offsets (the database keeps a plain time of day)."""
+    if isinstance(value, str) and TIME_OF_DAY.fullmatch(value):
+        return time(int(value[:2]), int(value[3:]))
+    raise SettingsError(f"{label}: {_shown(value)} is not a time of day (HH:MM, 00:00 to 23:59).")
+
+
+def _shown(value: Any) -> str:
+    """A rejected value, quoted for an error message, never longer than a line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(value: Any, label: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"{label}: text.")
+    if "\x00" in value:
+        raise SettingsError(f"{label}: text without NUL characters.")
+    if len(value) > limit:
+        raise SettingsError(f"{label}: at most {limit} characters.")
+    return value
 
 
 def _hours(rows: Any) -> list[BusinessHours]:
@@ -69,7 +91,8 @@ def _hours(rows: Any) -> list[BusinessHours]:
         raise SettingsError("business_hours: a list of {weekday, opens, closes}.")
     parsed: list[BusinessHours] = []
     for row in rows:
-        if not isinstance(row, dict) or row.get("weekday") not in range(7):
+        weekday = row.get("weekday") if isinstance(row, dict) else None
+        if not isinstance(weekday, int) or isinstance(weekday, bool) or weekday not in range(7):
             raise SettingsError("business_hours: each row needs a weekday 0 (Monday) to 6 (Sunday).")
         opens, closes = _time(row.get("opens"), "opens"), _time(row.get("closes"), "closes")
         if closes != time(0) and closes <= opens:
@@ -94,11 +117,15 @@ def _holidays(rows: Any) -> list[Holiday]:
         raise SettingsError("holidays: a list of {date, name}.")
     parsed: dict[date, Holiday] = {}
     for row in rows:
+        value = row.get("date") if isinstance(row, dict) else row
         try:
-            day = date.fromisoformat(str(row.get("date") if isinstance(row, dict) else row))
+            if not isinstance(value, str) or not DATE.fullmatch(value):
+                raise ValueError(value)
+            day = date.fromisoformat(value)
         except ValueError:
-            raise SettingsError(f"holidays: {row!r} has no valid date (YYYY-MM-DD).") from None
-        parsed[day] = Holiday(date=day, name=str(row.get("name", ""))[:200] if isinstance(row, dict) else "")
+            raise SettingsError(f"holidays: {_shown(row)} has no valid date (YYYY-MM-DD).") from None
+        name = _text(row.get("name", ""), "holidays: a name", 200) if isinstance(row, dict) else ""
+        parsed[day] = Holiday(date=day, name=name)
     return list(parsed.values())
 
 
@@ -107,14 +134,21 @@ def _policies(rows: Any) -> list[dict[str, Any]]:
         raise SettingsError("sla_policies: a list of {priority, first_response_seconds, ...}.")
     parsed = []
     for row in rows:
-        if not isinstance(row, dict) or row.get("priority") not in Priority.values:
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("priority"), str)
+            or row["priority"] not in Priority.values
+        ):
             raise SettingsError(f"sla_policies: priority must be one of {', '.join(Priority.values)}.")
         targets = {}
         for key in ("first_response_seconds", "next_response_seconds", "resolution_seconds"):
             value = row.get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_TARGET_SECONDS
+            ):
                 raise SettingsError(
-                    f"sla_policies: {key} is a positive number of seconds, or null for no target."
+                    f"sla_policies: {key} is a positive number of seconds up to {MAX_TARGET_SECONDS} "
+                    "(365 days), or null for no target."
                 )
             targets[key] = value
         parsed.append({"priority": row["priority"], **targets})
@@ -133,9 +167,11 @@ def check_update_support_settings(changes: dict[str, Any]) -> dict[str, Any]:
     }
     if unknown:
         raise SettingsError(f"Unknown settings: {', '.join(sorted(unknown))}.")
-    if "timezone" in changes and changes["timezone"] not in available_timezones():
+    if "timezone" in changes and (
+        not isinstance(changes["timezone"], str) or changes["timezone"] not in available_timezones()
+    ):
         raise SettingsError(
-            f"timezone: {changes['timezone']!r} is not an IANA time zone such as Asia/Jakarta."
+            f"timezone: {_shown(changes['timezone'])} is not the name of an IANA time zone such as Asia/Jakarta."
         )
     for key, (low, high) in SCALARS.items():
         value = changes.get(key)

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from helpdesk.api_errors import error_responses
 from helpdesk.tenancy.access import current_tenant, membership_of
 
 
@@ -48,7 +49,9 @@ class ObtainTokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[Any] = []
 
-    @extend_schema(request=TokenRequestSerializer, responses=TokenResponseSerializer)
+    @extend_schema(
+        request=TokenRequestSerializer, responses={200: TokenResponseSerializer, **error_responses(429)}
+    )
     def post(self, request: Request) -> Response:
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -58,6 +61,9 @@ class ObtainTokenView(APIView):
             password=data.validated_data["password"],
         )
         if user is None or membership_of(user, current_tenant()) is None:  # type: ignore[arg-type]
-            return Response({"detail": "Wrong email or password for this helpdesk."}, status=400)
+            return Response(
+                {"detail": "Wrong email or password for this helpdesk.", "code": "invalid_credentials"},
+                status=400,
+            )
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
