@@ -85,13 +85,17 @@ def simulate_customer_message(request: HttpRequest) -> JsonResponse:
     """Simulator mode: a customer writes to one of this tenant's simulated numbers."""
     number = WhatsAppNumber.objects.filter(tenant=current_tenant(), simulator=True).order_by("pk").first()
     if number is None:
-        return JsonResponse({"detail": _("No number of this helpdesk is in simulator mode.")}, status=400)
+        return JsonResponse(
+            {"detail": _("No number of this helpdesk is in simulator mode."), "code": "no_simulator"}, status=400
+        )
     text = request.POST.get("text", "").strip()
     if not text:
-        return JsonResponse({"detail": _("Write the customer's message.")}, status=400)
+        return JsonResponse({"detail": _("Write the customer's message."), "code": "required"}, status=400)
     wa_id = request.POST.get("wa_id", "").strip() or "628" + str(secrets.randbelow(10**9)).zfill(9)
-    if not wa_id.isdigit():
-        return JsonResponse({"detail": _("The customer's number must be digits only.")}, status=400)
+    if not (wa_id.isascii() and wa_id.isdigit() and len(wa_id) <= 15):  # "²".isdigit() is true
+        return JsonResponse(
+            {"detail": _("The customer's number must be digits only."), "code": "invalid_number"}, status=400
+        )
     name = request.POST.get("name", "").strip() or _("Simulated customer")
     result = simulator.deliver_signed(number, simulator.inbound_payload(number, wa_id, name, text))
     return JsonResponse({"detail": result.detail, "wa_id": wa_id}, status=result.status)
