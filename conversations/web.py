@@ -86,7 +86,8 @@ def simulate_customer_message(request: HttpRequest) -> JsonResponse:
     number = WhatsAppNumber.objects.filter(tenant=current_tenant(), simulator=True).order_by("pk").first()
     if number is None:
         return JsonResponse(
-            {"detail": _("No number of this helpdesk is in simulator mode."), "code": "no_simulator"}, status=400
+            {"detail": _("No number of this helpdesk is in simulator mode."), "code": "no_simulator"},
+            status=400,
         )
     text = request.POST.get("text", "").strip()
     if not text:
