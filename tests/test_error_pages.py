@@ -120,4 +120,4 @@ def test_the_api_keeps_answering_json_errors(db, alice):
     response = client.get("/api/v1/conversations/999999999/")
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "No Conversation matches the given query."}
+    assert response.json() == {"detail": "No Conversation matches the given query.", "code": "not_found"}
