@@ -68,10 +68,6 @@ class WindowClosed(ActionError):
     http_status = 409
 
 
-def from_unix(timestamp: Any) -> datetime:
-    return datetime.fromtimestamp(int(timestamp), tz=UTC)
-
-
 # WhatsApp's timestamps are Unix seconds; anything before WhatsApp existed or more than a day ahead of its
 # receipt is not a time we can believe.
 EARLIEST_TIMESTAMP = datetime(2009, 1, 1, tzinfo=UTC)
@@ -293,6 +289,8 @@ def do_receive_inbound(
     with transaction.atomic():
         _lock_wamid(wamid)
         contact = _contact_for(number, wa_id, user_id, profile)
+        if is_notice:  # the lock order: the contact before its conversation
+            _follow_changed_number(contact, _dict(message.get("system")))
         conversation, _ = Conversation.objects.select_for_update().get_or_create(
             contact=contact, defaults={"number": number}
         )
@@ -315,10 +313,8 @@ def do_receive_inbound(
             return None
         if _apply_pending(stored):  # an edit, deletion or reaction that arrived before the message
             stored.save()
-        if is_notice:
-            # "The customer changed number" and the like: shown in the thread, but not a customer's message.
-            _follow_changed_number(contact, _dict(message.get("system")))
-        else:
+        # A notice ("the customer changed number") is shown in the thread, but is not a customer's message.
+        if not is_notice:
             previous_window_end = apply_inbound_to_conversation(conversation, stored)
             # The ticket's change travels inside the conversation (its `ticket` summary).
             ticket_actions.on_customer_message(conversation, stored, previous_window_end)
