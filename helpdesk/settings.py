@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from helpdesk.env import (
     celery_broker_from_redis_url,
     channel_layer_prefix_from_redis_url,
@@ -18,7 +20,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("HELPDESK_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-set-SECRET_KEY-in-production")
+SECRET_KEY = env_str("SECRET_KEY", "")
+# Older keys still accepted for sessions, signatures and credentials at rest while SECRET_KEY is rotated.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,.localhost,127.0.0.1")
 PUBLIC_DOMAIN = env_str("PUBLIC_DOMAIN", "localhost")
 WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v25.0").rstrip("/")
@@ -34,6 +38,19 @@ if not DATABASE_URL or not REDIS_URL:
     _embedded = embedded_urls(VAR_DIR)
     DATABASE_URL = DATABASE_URL or _embedded["DATABASE_URL"]
     REDIS_URL = REDIS_URL or _embedded["REDIS_URL"]
+    # Commands run beside `make run` share the launcher's key (a development checkout, never production).
+    SECRET_KEY = SECRET_KEY or _embedded.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Outside debug mode the server and worker need SECRET_KEY: a long random "
+            "value, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(50))'`, the same for every "
+            "process of the deployment (it also encrypts credentials at rest). For development set DEBUG=1 "
+            "or use `make run`, which keep a generated key in var/secret_key."
+        )
+    from helpdesk.services import development_secret_key
+
+    SECRET_KEY = development_secret_key(VAR_DIR)
 
 SHARED_APPS = [
     "daphne",
