@@ -26,8 +26,10 @@ SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,.localhost,127.0.0.1")
 PUBLIC_DOMAIN = env_str("PUBLIC_DOMAIN", "localhost")
 WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v25.0").rstrip("/")
-# Key for tokens and app secrets at rest; derived from SECRET_KEY when unset (rotate both together).
+# Keys for access tokens and app secrets at rest, newest first (helpdesk/crypto.py): FIELD_ENCRYPTION_KEYS
+# (comma-separated) or the single FIELD_ENCRYPTION_KEY; derived from SECRET_KEY (and its fallbacks) when unset.
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "")
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 
 DATABASE_URL = env_str("DATABASE_URL", "")
 REDIS_URL = env_str("REDIS_URL", "")

@@ -8,6 +8,7 @@ import re
 from django.conf import settings
 from django.db import transaction
 
+from helpdesk import crypto
 from helpdesk.tenancy.models import Domain, Membership, Role, Tenant, User, WhatsAppNumber
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -107,3 +108,19 @@ def do_add_number(
     number.simulator = simulator
     number.save()
     return number
+
+
+def do_rotate_credentials_key() -> int:
+    """Re-encrypt every number's access token and app secret with the newest encryption key; returns how many
+    numbers were rewritten. Each number in its own short transaction, so a long run blocks nobody."""
+    count = 0
+    for pk in WhatsAppNumber.objects.order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            number = WhatsAppNumber.objects.select_for_update().filter(pk=pk).first()
+            if number is None:
+                continue
+            number.access_token_encrypted = crypto.reencrypt(number.access_token_encrypted)
+            number.app_secret_encrypted = crypto.reencrypt(number.app_secret_encrypted)
+            number.save(update_fields=["access_token_encrypted", "app_secret_encrypted"])
+            count += 1
+    return count
