@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -12,6 +13,7 @@ from helpdesk.env import (
     channel_layer_prefix_from_redis_url,
     database_from_url,
     env_bool,
+    env_float,
     env_list,
     env_str,
 )
@@ -64,7 +66,8 @@ SHARED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens: stored hashed, idle expiry
+    "axes",  # failed-login throttling
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -94,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its 429 answer
 ]
 
 TEMPLATES = [
@@ -146,9 +150,50 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-pending-statuses": {"task": "conversations.tasks.sweep_pending_statuses", "schedule": 3600.0},
 }
 
+# Checked on every path that sets a password: create_tenant_user, createsuperuser, do_add_member.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out accounts and addresses
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sessions carry their user's id, so that signing out everywhere (or a password change) ends them all.
+SESSION_ENGINE = "helpdesk.tenancy.sessions"
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failures in a row for an account or from an
+# address, that failure and every attempt for LOGIN_COOLOFF_MINUTES are answered 429 (API: Retry-After).
+AXES_FAILURE_LIMIT = int(env_float("LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_USERNAME_FORM_FIELD = "username"  # what the login forms post and authenticate() receives
+AXES_USERNAME_CALLABLE = "helpdesk.tenancy.throttling.attempted_username"
+AXES_CLIENT_IP_CALLABLE = "helpdesk.tenancy.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "helpdesk.tenancy.throttling.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept; successful logins are not logged a second time
+AXES_VERBOSE = False
+# Reverse proxies in front of the app that append to X-Forwarded-For and set X-Forwarded-Proto (0: none, the
+# client address is the connection's). Only trust what your own proxies set.
+PROXY_COUNT = int(env_float("PROXY_COUNT", 0))
+
+# API tokens (django-rest-knox): only a hash is stored; a token unused for API_TOKEN_IDLE_HOURS expires
+# (every use moves its expiry on), and tokens are deleted when the password changes, the user is deactivated
+# or signs out everywhere. Clients send `Authorization: Token <token>`.
+API_TOKEN_IDLE_HOURS = env_float("API_TOKEN_IDLE_HOURS", 24)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=API_TOKEN_IDLE_HOURS),
+    "AUTO_REFRESH": True,
+    "MIN_REFRESH_INTERVAL": 60,
+    "AUTH_HEADER_PREFIX": "Token",
+}
+# Open websockets re-check their user, membership and token or session this often (a safety net: revocations
+# close them at once through the channel layer).
+WEBSOCKET_RECHECK_SECONDS = env_float("WEBSOCKET_RECHECK_SECONDS", 60)
+
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/inbox/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -168,7 +213,7 @@ warnings.filterwarnings("ignore", message="No directory at")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["helpdesk.tenancy.permissions.IsTenantMember"],
@@ -196,5 +241,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {"django.channels.server": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

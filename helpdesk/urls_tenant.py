@@ -8,7 +8,13 @@ from rest_framework.routers import DefaultRouter
 
 from conversations import api, web
 from conversations.webhook_views import healthz
-from helpdesk.tenancy.views import ObtainTokenView, TenantLoginView
+from helpdesk.tenancy.views import (
+    ApiLogoutAllView,
+    ApiLogoutView,
+    ObtainTokenView,
+    TenantLoginView,
+    sign_out_everywhere,
+)
 from tickets import api as tickets_api
 from tickets import web as tickets_web
 
@@ -20,6 +26,8 @@ conversation_notes = api.ConversationNotesViewSet.as_view({"get": "list", "post"
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("auth/logout/", ApiLogoutView.as_view(), name="api-logout"),
+    path("auth/logout-all/", ApiLogoutAllView.as_view(), name="api-logout-all"),
     path(
         "conversations/<int:conversation_pk>/messages/", conversation_messages, name="conversation-messages"
     ),
@@ -37,6 +45,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/inbox/", permanent=False)),
     path("login/", TenantLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
+    path("logout-all/", sign_out_everywhere, name="logout-all"),
     path("inbox/", web.inbox, name="inbox"),
     path("inbox/simulate/", web.simulate_customer_message, name="inbox-simulate"),
     path("reports/", tickets_web.reports_page, name="reports"),
