@@ -56,6 +56,10 @@ if not SECRET_KEY:
 
     SECRET_KEY = development_secret_key(VAR_DIR)
 
+# Production switch (behind TLS): secure cookies, HSTS, redirect to HTTPS. `manage.py check --deploy` is clean
+# with HTTPS=1, DEBUG off and a real SECRET_KEY.
+HTTPS = env_bool("HTTPS", False)
+
 SHARED_APPS = [
     "daphne",
     "helpdesk.tenancy",  # before django_tenants: its `migrate` extends theirs
@@ -71,6 +75,7 @@ SHARED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "csp",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -97,6 +102,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its 429 answer
 ]
 
@@ -212,6 +218,11 @@ WHITENOISE_USE_FINDERS = True  # serve straight from static/ (no collectstatic n
 warnings.filterwarnings("ignore", message="No directory at")
 
 REST_FRAMEWORK = {
+    # DRF's browsable API (HTML forms, inline script) only in debug mode; JSON otherwise.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -230,10 +241,47 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # three models have a `status`: name each enum after its model (keeps `check --deploy` free of warnings)
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "conversations.models.ConversationStatus",
+        "MessageStatusEnum": "conversations.models.MessageStatus",
+        "TicketStatusEnum": "tickets.models.TicketStatus",
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False
+CSRF_COOKIE_HTTPONLY = False  # the pages' scripts send it back in X-CSRFToken
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if PROXY_COUNT > 0:  # our proxy terminates TLS and says so (it must overwrite a client's X-Forwarded-Proto)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers and monitors probe over plain HTTP
+    SECURE_HSTS_SECONDS = int(env_float("HSTS_SECONDS", 365 * 24 * 3600))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# Content security policy (django-csp): scripts and styles only from our own files, never inline (pages pass
+# data in data-* attributes); websockets to our own host ('self' covers ws/wss of the same host).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        **({"upgrade-insecure-requests": True} if HTTPS else {}),
+    }
+}
 
 LOGGING = {
     "version": 1,

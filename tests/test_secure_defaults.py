@@ -6,12 +6,18 @@ an environment of its own, exactly as a server or worker would start.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.test import Client
+
+from tests.conftest import ACME, issue_token, public_client, tenant_client
 
 PROJECT = Path(__file__).resolve().parents[1]
 STRONG_KEY = "k3y-" + "Zq8rT1vX0bN5mL2pW7yH4cJ9dF6gS3aE" * 2
@@ -97,3 +103,157 @@ def test_the_launcher_gives_its_commands_the_generated_key(tmp_path):
     assert first.returncode == 0, first.stderr
     key = (tmp_path / "secret_key").read_text().strip()
     assert first.stdout.strip() == second.stdout.strip() == key
+
+
+# ------------------------------------------------------------------ production switches
+
+
+def test_check_deploy_is_clean_with_https_a_real_key_and_debug_off(tmp_path):
+    result = run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        clean_env(HTTPS="1", SECRET_KEY=STRONG_KEY, HELPDESK_VAR_DIR=str(tmp_path)),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+HTTPS_REQUESTS = """
+import json, django
+django.setup()
+from django.test import Client
+out = {}
+plain = Client(HTTP_HOST="acme.localhost")
+r = plain.get("/login/")
+out["http_login"] = [r.status_code, r.get("Location")]
+r = Client(HTTP_HOST="localhost").get("/healthz")
+out["http_healthz"] = r.status_code
+browser = Client(HTTP_HOST="acme.localhost")
+r = browser.get("/login/", secure=True)
+out["hsts"] = r.get("Strict-Transport-Security")
+out["csp"] = r.get("Content-Security-Policy")
+out["csrf_cookie_secure"] = bool(r.cookies["csrftoken"]["secure"])
+r = browser.post("/login/", {"username": "sam@acme.test", "password": PASSWORD}, secure=True)
+out["login"] = r.status_code
+out["session_cookie"] = [bool(r.cookies["sessionid"]["secure"]), bool(r.cookies["sessionid"]["httponly"])]
+print(json.dumps(out))
+"""
+
+
+def test_https_switch_secures_cookies_sends_hsts_and_redirects_plain_http(committed_db):
+    from tests.conftest import PASSWORD
+
+    script = HTTPS_REQUESTS.replace("PASSWORD", repr(PASSWORD))
+
+    result = run([sys.executable, "-c", script], clean_env(HTTPS="1", SECRET_KEY=os.environ["SECRET_KEY"]))
+
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["http_login"] == [301, "https://acme.localhost/login/"]
+    assert out["http_healthz"] == 200  # monitors probe over plain HTTP
+    assert out["hsts"] == "max-age=31536000; includeSubDomains; preload"
+    assert "upgrade-insecure-requests" in out["csp"]
+    assert out["csrf_cookie_secure"] is True
+    assert out["login"] == 302
+    assert out["session_cookie"] == [True, True]
+
+
+def test_without_https_the_development_server_keeps_plain_http(db):
+    response = Client(HTTP_HOST="acme.localhost").get("/login/")
+
+    assert response.status_code == 200
+    assert "Strict-Transport-Security" not in response
+    assert not response.cookies["csrftoken"]["secure"]
+
+
+def directives(response: Any) -> dict[str, list[str]]:
+    policy = response["Content-Security-Policy"]
+    return {part.split()[0]: part.split()[1:] for part in policy.split(";") if part.strip()}
+
+
+def test_every_page_has_a_content_security_policy_without_inline_script(db, ada):
+    client = Client(HTTP_HOST="acme.localhost")
+    login = client.get("/login/")
+    client.force_login(ada)
+    pages = [login, *(client.get(path) for path in ("/inbox/", "/reports/", "/settings/"))]
+
+    for page in pages:
+        assert page.status_code == 200
+        policy = directives(page)
+        assert policy["script-src"] == ["'self'"]
+        assert policy["style-src"] == ["'self'"]
+        assert policy["object-src"] == ["'none'"]
+        assert policy["frame-ancestors"] == ["'none'"]
+        html = page.content.decode()
+        # no inline script (data in <script type="application/json"> is not run) or event handler, no style
+        # attribute: the policy would block them
+        assert re.findall(r"<script(?![^>]*\b(?:src=|type=\"application/json\"))[^>]*>", html) == []
+        assert re.findall(r"<[^>]+\son[a-z]+\s*=", html) == []
+        assert re.findall(r"<[^>]+\sstyle\s*=", html) == []
+        assert re.findall(r"<style\b", html) == []
+
+
+def test_the_api_docs_load_their_script_from_a_file(db):
+    page = Client(HTTP_HOST="acme.localhost").get("/api/docs/")
+
+    assert page.status_code == 200
+    assert directives(page)["script-src"] == ["'self'"]
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page.content.decode()) == []
+    script = Client(HTTP_HOST="acme.localhost").get("/api/docs/?script=")
+    assert (script.status_code, script["Content-Type"]) == (200, "application/javascript")
+
+
+def test_the_browsable_api_is_off_outside_debug(db, alice):
+    api = tenant_client(ACME, issue_token(alice))
+
+    response = api.get("/api/v1/conversations/", HTTP_ACCEPT="text/html")
+
+    assert response["Content-Type"] == "application/json"
+    assert response.status_code in (200, 406)
+    assert b"<html" not in response.content
+
+
+@pytest.mark.parametrize(("debug", "browsable"), [("1", True), ("0", False)])
+def test_the_browsable_api_renderer_follows_debug(debug, browsable, tmp_path):
+    code = (
+        "import django; django.setup(); from rest_framework.settings import api_settings; "
+        "print(any(r.__name__ == 'BrowsableAPIRenderer' for r in api_settings.DEFAULT_RENDERER_CLASSES))"
+    )
+    result = run(
+        [sys.executable, "-c", code],
+        clean_env(DEBUG=debug, SECRET_KEY=STRONG_KEY, HELPDESK_VAR_DIR=str(tmp_path)),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(browsable)
+
+
+def test_the_api_token_idle_time_is_configured_by_the_environment(tmp_path):
+    code = "import django; django.setup(); from knox.settings import knox_settings as k; print(k.TOKEN_TTL, k.AUTO_REFRESH)"
+    result = run(
+        [sys.executable, "-c", code],
+        clean_env(API_TOKEN_IDLE_HOURS="2", SECRET_KEY=STRONG_KEY, HELPDESK_VAR_DIR=str(tmp_path)),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2:00:00 True"
+
+
+# ------------------------------------------------------------------ health check
+
+
+def test_healthz_reports_a_failure_without_its_internal_text(db, settings, caplog):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+
+    response = public_client().get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "degraded", "database": "ok", "redis": "error"}
+    assert "health check: redis is not reachable" in caplog.text
+    assert "Connection refused" in caplog.text or "Error" in caplog.text  # the detail goes to the log only
+
+
+def test_healthz_says_ok_when_all_is_well(db):
+    response = public_client().get("/healthz")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ok", "database": "ok", "redis": "ok"})
