@@ -6,6 +6,7 @@ deactivation, sign out everywhere), login throttling and password validation on 
 from __future__ import annotations
 
 from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
@@ -362,3 +363,31 @@ def test_the_operator_login_is_throttled_too(db):
     assert response.status_code == 429
     assert "Too many failed sign-in attempts" in response.content.decode()
     assert "sessionid" not in response.cookies
+
+
+def test_changepassword_signs_the_user_out_everywhere(db, alice, monkeypatch):
+    token, session = api_token("alice@acme.test"), browser("alice@acme.test")
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": NEW_PASSWORD)  # the operator types it twice
+
+    call_command("changepassword", "alice@acme.test", stdout=StringIO())
+
+    alice.refresh_from_db()
+    assert alice.check_password(NEW_PASSWORD)
+    assert not token_works(token)
+    assert not signed_in(session)
+
+
+def test_the_operator_signs_out_everywhere_on_the_public_domain(db):
+    operator = User.objects.create_superuser("root@platform.test", "Operator-pw-1")
+    client = public_client()
+    assert (
+        client.post("/login/", {"username": "root@platform.test", "password": "Operator-pw-1"}).status_code
+        == 302
+    )
+    assert 'data-testid="logout-all-button"' in client.get("/operator/reports/").content.decode()
+
+    response = client.post("/logout-all/")
+
+    assert (response.status_code, response["Location"]) == (302, "/login/")
+    assert not UserSession.objects.filter(user=operator).exists()
+    assert client.get("/operator/reports/").status_code == 302
