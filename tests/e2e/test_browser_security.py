@@ -16,19 +16,19 @@ LIVE = 15_000
 
 
 @pytest.fixture
-def supervisor(committed_db: None) -> str:
-    """A fresh supervisor of acme (created before the browser starts: Playwright runs an event loop)."""
+def admin(committed_db: None) -> str:
+    """A fresh admin of acme (created before the browser starts: Playwright runs an event loop)."""
     from helpdesk.tenancy.actions import do_add_member
     from helpdesk.tenancy.models import Tenant
 
     email = f"dana-{fresh_wa_id()}@acme.test"
-    do_add_member(Tenant.objects.get(schema_name="acme"), email, "supervisor", PASSWORD, "Dana")
+    do_add_member(Tenant.objects.get(schema_name="acme"), email, "admin", PASSWORD, "Dana")
     return email
 
 
 @pytest.mark.browser
 def test_the_pages_work_under_the_content_security_policy_and_sign_out_everywhere_ends_all(
-    live_stack: Any, supervisor: str, browser_page: Page
+    live_stack: Any, admin: str, browser_page: Page
 ) -> None:
     page = browser_page
     blocked: list[str] = []
@@ -39,7 +39,7 @@ def test_the_pages_work_under_the_content_security_policy_and_sign_out_everywher
 
     page.on("console", on_console)
     base_url = live_stack.base_url(ACME["domain"])
-    email = supervisor
+    email = admin
     api = requests.post(
         f"http://127.0.0.1:{live_stack.port}/api/v1/auth/token/",
         json={"email": email, "password": PASSWORD},
@@ -68,9 +68,11 @@ def test_the_pages_work_under_the_content_security_policy_and_sign_out_everywher
     expect(avatar).to_be_visible(timeout=LIVE)
     assert avatar.evaluate("node => node.style.getPropertyValue('--hue')") != ""
 
-    # the reports page draws its charts
+    # the reports page draws its charts, the settings page its form
     page.goto(f"{base_url}/reports/")
     expect(page.get_by_test_id("reports-page")).to_have_attribute("aria-busy", "false", timeout=LIVE)
+    page.goto(f"{base_url}/settings/")
+    expect(page.get_by_test_id("settings-page")).to_have_attribute("aria-busy", "false", timeout=LIVE)
 
     assert blocked == []
 
