@@ -84,13 +84,18 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         tenant = self.scope.get("tenant")
         user = self.scope.get("user")
-        if tenant is None or not await _is_member(user, tenant):
+        if tenant is None or not getattr(user, "is_authenticated", False):
             await self.close()  # before accept: the handshake is refused with 403
             return
         self.schema_name = tenant.schema_name
-        self.groups_joined = [live.inbox_group(self.schema_name), live.user_group(user.pk)]
+        self.groups_joined = [live.user_group(user.pk), live.inbox_group(self.schema_name)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        # Checked once the user's group is joined: a revocation committed from here on reaches this socket.
+        if not await _is_member(user, tenant):
+            await self._leave_groups()
+            await self.close()
+            return
         self.last_sent_id = await _last_event_id(self.schema_name)
         await self.accept()
         await self.send_json({"type": "ready", "last_event_id": self.last_sent_id})
