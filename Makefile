@@ -30,7 +30,7 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	DATABASE_URL=$${DATABASE_URL:-postgres://lint@localhost/lint} REDIS_URL=$${REDIS_URL:-redis://localhost:6379/0} $(VENV)/bin/mypy helpdesk conversations tickets
+	DATABASE_URL=$${DATABASE_URL:-postgres://lint@localhost/lint} REDIS_URL=$${REDIS_URL:-redis://localhost:6379/0} SECRET_KEY=$${SECRET_KEY:-lint-only} $(VENV)/bin/mypy helpdesk conversations tickets
 
 format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --fix .

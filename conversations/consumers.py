@@ -4,30 +4,62 @@ Frames are JSON: `{"type": "message.created" | "message.updated" | "conversation
 "message": {...}, "conversation": {...}}` in the API's shapes. The client sends `{"type": "resume",
 "after": <event id>}` on every (re)connect and gets exactly what it missed, in order, from the event log.
 Every database call opens the tenant's schema itself: Channels runs them on one shared thread.
+
+A socket ends (close code 4401, nothing sent after it) when its user loses access: deactivated, signed out
+everywhere, password changed (the actions publish to the user's group `user.<id>`) or membership of this
+tenant removed; as a safety net it also re-checks user, membership and token or session every
+WEBSOCKET_RECHECK_SECONDS.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
 from django_tenants.utils import schema_context
+from knox.models import AuthToken
+from knox.settings import knox_settings
 
 from conversations import events
 from helpdesk import live
 from helpdesk.tenancy.access import membership_of
-from helpdesk.tenancy.models import Tenant
+from helpdesk.tenancy.models import Membership, Tenant, UserSession
 
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 500
+ACCESS_REVOKED = 4401  # close code: the user may no longer read this inbox; reconnecting will be refused
 
 
 @database_sync_to_async
 def _is_member(user: Any, tenant: Tenant) -> bool:
     return membership_of(user, tenant) is not None
+
+
+@database_sync_to_async
+def _still_allowed(user_id: int, tenant_id: int, token_digest: str | None, session_key: str | None) -> bool:
+    """The socket's user is active and a member, and its token (an open socket counts as a use: the idle
+    expiry moves on) or its session still exists."""
+    now = timezone.now()
+    if not Membership.objects.filter(user_id=user_id, tenant_id=tenant_id, user__is_active=True).exists():
+        return False
+    if token_digest:
+        return bool(
+            AuthToken.objects.filter(digest=token_digest, user_id=user_id, expiry__gt=now).update(
+                expiry=now + knox_settings.TOKEN_TTL
+            )
+        )
+    if session_key:
+        return UserSession.objects.filter(
+            session_key=session_key, user_id=user_id, expire_date__gt=now
+        ).exists()
+    return False
 
 
 @database_sync_to_async
@@ -44,24 +76,76 @@ def _events_after(schema_name: str, after_id: int) -> list[dict[str, Any]]:
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
     schema_name: str
-    group: str
+    groups_joined: list[str]
     last_sent_id: int
+    ended = False
+    recheck_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         tenant = self.scope.get("tenant")
-        if tenant is None or not await _is_member(self.scope.get("user"), tenant):
+        user = self.scope.get("user")
+        if tenant is None or not getattr(user, "is_authenticated", False):
             await self.close()  # before accept: the handshake is refused with 403
             return
         self.schema_name = tenant.schema_name
-        self.group = live.inbox_group(self.schema_name)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.groups_joined = [live.user_group(user.pk), live.inbox_group(self.schema_name)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        # Checked once the user's group is joined: a revocation committed from here on reaches this socket.
+        if not await _is_member(user, tenant):
+            await self._leave_groups()
+            await self.close()
+            return
         self.last_sent_id = await _last_event_id(self.schema_name)
         await self.accept()
         await self.send_json({"type": "ready", "last_event_id": self.last_sent_id})
+        session = self.scope.get("session")
+        self.recheck_task = asyncio.create_task(
+            self._recheck_access(
+                user.pk,
+                tenant.pk,
+                self.scope.get("auth_token"),
+                None if self.scope.get("auth_token") or session is None else session.session_key,
+            )
+        )
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._leave_groups()
+        if self.recheck_task is not None:
+            self.recheck_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.recheck_task
+
+    async def access_revoked(self, message: dict[str, Any]) -> None:
+        """From the user's group: deactivated, signed out everywhere, or removed from a tenant (`schema`)."""
+        if message.get("schema") in (None, self.schema_name):
+            await self._end()
+
+    async def _recheck_access(
+        self, user_id: int, tenant_id: int, token_digest: str | None, session_key: str | None
+    ) -> None:
+        while not self.ended:
+            await asyncio.sleep(settings.WEBSOCKET_RECHECK_SECONDS)
+            try:
+                allowed = await _still_allowed(user_id, tenant_id, token_digest, session_key)
+            except Exception:
+                log.exception("re-checking a websocket's access failed; trying again later")
+                continue
+            if not allowed:
+                await self._end()
+
+    async def _end(self) -> None:
+        """Close with ACCESS_REVOKED, once; nothing is sent after it."""
+        if self.ended:
+            return
+        self.ended = True
+        await self._leave_groups()
+        await self.close(code=ACCESS_REVOKED)
+
+    async def _leave_groups(self) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = []
 
     async def _error(self, code: str, detail: str) -> None:
         """A refused frame: said to the client, and the socket stays open."""
@@ -82,6 +166,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if self.ended:
+            return
         if not isinstance(content, dict):
             await self._error("invalid_frame", "Frames are JSON objects.")
             return
@@ -99,6 +185,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self._error("unknown_type", f"Unknown frame type {content.get('type')!r}.")
 
     async def inbox_event(self, message: dict[str, Any]) -> None:
+        if self.ended:
+            return
         frame = message["frame"]
         event_id = int(frame["id"])
         if event_id <= self.last_sent_id:
@@ -113,6 +201,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         while True:
             missed = await _events_after(self.schema_name, self.last_sent_id)
             for frame in missed:
+                if self.ended:
+                    return
                 await self.send_json(frame)
                 self.last_sent_id = int(frame["id"])
             if len(missed) < REPLAY_PAGE:

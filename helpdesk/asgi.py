@@ -14,7 +14,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.urls import path  # noqa: E402
 
 from conversations.consumers import InboxConsumer  # noqa: E402
-from helpdesk.asgi_middleware import TenantMiddleware, TokenAuthMiddleware  # noqa: E402
+from helpdesk.asgi_middleware import SameOriginMiddleware, TenantMiddleware, TokenAuthMiddleware  # noqa: E402
 
 websocket_routes = URLRouter([path("ws/inbox/", InboxConsumer.as_asgi())])
 
@@ -22,7 +22,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            TenantMiddleware(AuthMiddlewareStack(TokenAuthMiddleware(websocket_routes)))
+            SameOriginMiddleware(TenantMiddleware(AuthMiddlewareStack(TokenAuthMiddleware(websocket_routes))))
         ),
     }
 )

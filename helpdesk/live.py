@@ -37,25 +37,36 @@ def inbox_group(schema_name: str) -> str:
     return f"inbox.{schema_name}"
 
 
-async def _send_all(group: str, frames: list[dict[str, Any]]) -> None:
+def user_group(user_id: int) -> str:
+    """Channel-layer group of one user's open websockets, in every tenant."""
+    return f"user.{int(user_id)}"
+
+
+async def _send_all(group: str, messages: list[dict[str, Any]]) -> None:
     layer = get_channel_layer()
     assert layer is not None
-    for frame in frames:
-        await layer.group_send(group, {"type": "inbox.event", "frame": frame})
+    for message in messages:
+        await layer.group_send(group, message)
 
 
-def publish(schema_name: str, frames: Iterable[dict[str, Any]], wait_seconds: float = 2.0) -> None:
-    batch = list(frames)
-    if not batch:
-        return
-    future = asyncio.run_coroutine_threadsafe(_send_all(inbox_group(schema_name), batch), _publisher_loop())
+def _send(group: str, messages: list[dict[str, Any]], wait_seconds: float) -> None:
+    future = asyncio.run_coroutine_threadsafe(_send_all(group, messages), _publisher_loop())
     try:
         future.result(timeout=wait_seconds)
     except FutureTimeout:
-        log.warning(
-            "publishing %d frames to %s is slow; clients will resume from the log", len(batch), schema_name
-        )
+        log.warning("publishing %d messages to %s is slow", len(messages), group)
     except Exception:
-        log.exception(
-            "publishing %d frames to %s failed; clients will resume from the log", len(batch), schema_name
-        )
+        log.exception("publishing %d messages to %s failed", len(messages), group)
+
+
+def publish(schema_name: str, frames: Iterable[dict[str, Any]], wait_seconds: float = 2.0) -> None:
+    """Frames to a tenant's inbox sockets; clients resume from the event log whatever is lost."""
+    batch = [{"type": "inbox.event", "frame": frame} for frame in frames]
+    if batch:
+        _send(inbox_group(schema_name), batch, wait_seconds)
+
+
+def publish_revocation(user_id: int, schema_name: str | None = None, wait_seconds: float = 2.0) -> None:
+    """Close a user's open websockets: in one tenant (membership removed) or everywhere (deactivated, password
+    changed, signed out everywhere). Sockets also re-check periodically, should this message be lost."""
+    _send(user_group(user_id), [{"type": "access.revoked", "schema": schema_name}], wait_seconds)

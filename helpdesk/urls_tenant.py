@@ -1,14 +1,21 @@
 """URLs of a tenant's domain: the browser inbox, the REST API and its schema. (Websockets: helpdesk/asgi.py.)"""
 
+from csp.decorators import csp_update
 from django.contrib.auth.views import LogoutView
 from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from conversations import api, web
 from conversations.webhook_views import healthz
-from helpdesk.tenancy.views import ObtainTokenView, TenantLoginView
+from helpdesk.tenancy.views import (
+    ApiLogoutAllView,
+    ApiLogoutView,
+    ObtainTokenView,
+    TenantLoginView,
+    sign_out_everywhere,
+)
 from tickets import api as tickets_api
 from tickets import web as tickets_web
 
@@ -23,6 +30,8 @@ conversation_notes = api.ConversationNotesViewSet.as_view({"get": "list", "post"
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("auth/logout/", ApiLogoutView.as_view(), name="api-logout"),
+    path("auth/logout-all/", ApiLogoutAllView.as_view(), name="api-logout-all"),
     path(
         "conversations/<int:conversation_pk>/messages/", conversation_messages, name="conversation-messages"
     ),
@@ -40,13 +49,21 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/inbox/", permanent=False)),
     path("login/", TenantLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
+    path("logout-all/", sign_out_everywhere, name="logout-all"),
     path("inbox/", web.inbox, name="inbox"),
     path("inbox/simulate/", web.simulate_customer_message, name="inbox-simulate"),
     path("reports/", tickets_web.reports_page, name="reports"),
     path("settings/", tickets_web.settings_page, name="settings"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "api/docs/",
+        # its script is a file of its own (CSP: no inline script); Swagger UI's page has an inline <style>
+        csp_update({"style-src": ["'unsafe-inline'"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
     path("healthz", healthz),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 from django_tenants.utils import schema_context
-from rest_framework.authtoken.models import Token
 from rest_framework.fields import DateTimeField
 
 from conversations import actions
 from conversations.models import Conversation, InboxEvent, Message
-from tests.conftest import ACME, fresh_wa_id, tenant_client
+from tests.conftest import ACME, fresh_wa_id, issue_token, tenant_client
 
 NOW = int(time.time())
 
@@ -52,7 +51,7 @@ def event_count() -> int:
 
 @pytest.fixture
 def alice_api(alice: Any) -> Any:
-    return tenant_client(ACME, Token.objects.get_or_create(user=alice)[0].key)
+    return tenant_client(ACME, issue_token(alice))
 
 
 # ------------------------------------------------------------------ conversations
@@ -524,7 +523,7 @@ def test_every_role_may_use_the_inbox(db, acme_number, email):
     from helpdesk.tenancy.models import User
 
     user = User.objects.get(email=email)
-    api = tenant_client(ACME, Token.objects.get_or_create(user=user)[0].key)
+    api = tenant_client(ACME, issue_token(user))
     pk = receive(acme_number, fresh_wa_id(), "hello", NOW - 10).conversation_id
 
     # when they list, read, reply and resolve

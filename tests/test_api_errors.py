@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 from django_tenants.utils import schema_context
-from rest_framework.authtoken.models import Token
 
 from conversations import actions
 from conversations.models import Conversation, InboxEvent, Message, Note
 from helpdesk.tenancy.models import Membership
-from tests.conftest import ACME, fresh_wa_id, tenant_client
+from tests.conftest import ACME, fresh_wa_id, issue_token, tenant_client
 
 NOW = int(time.time())
 
@@ -36,7 +35,7 @@ def receive(number: Any, wa_id: str, text: str = "hello") -> Message:
 
 
 def api(user: Any) -> Any:
-    return tenant_client(ACME, Token.objects.get_or_create(user=user)[0].key)
+    return tenant_client(ACME, issue_token(user))
 
 
 def event_count() -> int:

@@ -6,33 +6,46 @@ never flushed): each test makes its own contacts with fresh ids and reads positi
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.core.management import call_command
 from django.test import override_settings
 from django_tenants.utils import schema_context
 
 from conversations import events
 from conversations.models import Message
 from helpdesk.asgi import application
-from tests.conftest import ACME, GLOBEX, fresh_wa_id, payload, post_webhook, retarget, tenant_client
+from tests.conftest import (
+    ACME,
+    GLOBEX,
+    PASSWORD,
+    fresh_wa_id,
+    issue_token,
+    payload,
+    post_webhook,
+    retarget,
+    tenant_client,
+)
 
 FRAME_TIMEOUT = 5
 
 
 @pytest.fixture
 def tokens(committed_db: None) -> dict[str, str]:
-    from rest_framework.authtoken.models import Token
-
     from helpdesk.tenancy.models import User
 
     return {
-        user.email.split("@")[0]: Token.objects.get_or_create(user=user)[0].key
+        user.email.split("@")[0]: issue_token(user)
         for user in User.objects.filter(email__in=["alice@acme.test", "bob@globex.test"])
     }
 
@@ -386,3 +399,227 @@ async def test_resume_after_an_id_from_the_future_does_not_mute_live_frames(toke
         frame = await ws.receive_json_from(timeout=FRAME_TIMEOUT)
         assert frame["message"]["text"] == "still live"
         assert frame == (await frames_after("acme", ready["last_event_id"]))[0]
+
+
+# ------------------------------------------------------------------ origin
+
+
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [
+        ("acme.localhost", "http://globex.localhost"),
+        ("acme.localhost", "http://evil.example"),
+        ("acme.localhost", "http://acme.localhost:9999"),
+        ("acme.localhost:8000", "http://acme.localhost"),
+        ("acme.localhost", "http://acme.localhost.evil.example"),
+        ("acme.localhost", "null"),
+        ("acme.localhost", None),
+    ],
+    ids=["other-tenant", "foreign-site", "other-port", "missing-port", "suffix", "null", "missing"],
+)
+async def test_a_handshake_from_another_origin_is_refused(tokens, host, origin):
+    headers = [(b"host", host.encode()), (b"authorization", f"Token {tokens['alice']}".encode())]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    communicator = WebsocketCommunicator(application, "/ws/inbox/", headers=headers)
+
+    connected, code = await communicator.connect(timeout=FRAME_TIMEOUT)
+
+    assert (connected, code) == (False, 1000)
+    assert await communicator.receive_nothing(timeout=0.2)
+
+
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [
+        ("acme.localhost", "http://acme.localhost"),
+        ("acme.localhost:8000", "http://acme.localhost:8000"),
+        ("ACME.localhost", "https://acme.localhost"),
+        ("acme.localhost:443", "https://acme.localhost"),
+    ],
+    ids=["plain", "with-port", "https-default-port", "explicit-default-port"],
+)
+async def test_a_handshake_from_the_tenant_host_itself_is_accepted(tokens, host, origin):
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/inbox/",
+        headers=[
+            (b"host", host.encode()),
+            (b"origin", origin.encode()),
+            (b"authorization", f"Token {tokens['alice']}".encode()),
+        ],
+    )
+    connected, _ = await communicator.connect(timeout=FRAME_TIMEOUT)
+    try:
+        assert connected
+        assert (await communicator.receive_json_from(timeout=FRAME_TIMEOUT))["type"] == "ready"
+    finally:
+        await communicator.disconnect()
+
+
+# ------------------------------------------------------------------ losing access closes sockets
+
+
+REVOKED = {"type": "websocket.close", "code": 4401}
+
+
+def _new_member(slugs: list[str]) -> dict[str, Any]:
+    """A fresh user (committed) who is an agent of the given tenants, with an API token and an acme session."""
+    from helpdesk.tenancy.actions import do_add_member
+    from helpdesk.tenancy.models import Tenant
+
+    email = f"carol-{fresh_wa_id()}@example.test"
+    for slug in slugs:
+        membership = do_add_member(Tenant.objects.get(schema_name=slug), email, "agent", PASSWORD, "Carol")
+    client = tenant_client(ACME)
+    client.force_login(membership.user)
+    return {
+        "email": email,
+        "token": issue_token(membership.user),
+        "cookie": client.cookies["sessionid"].value,
+    }
+
+
+def _command(*args: str) -> None:
+    call_command(*args, stdout=StringIO())
+
+
+def _sign_out_everywhere(token: str) -> None:
+    assert tenant_client(ACME, token).post("/api/v1/auth/logout-all/").status_code == 204
+
+
+def _deactivate_unpublished(email: str) -> None:
+    """Deactivate while every message to the channel layer is lost (another prefix)."""
+    from django.conf import settings
+
+    lossy = {"default": {**settings.CHANNEL_LAYERS["default"]}}
+    lossy["default"]["CONFIG"] = {**lossy["default"]["CONFIG"], "prefix": "lost-frames"}
+    with override_settings(CHANNEL_LAYERS=lossy):
+        _command("deactivate_user", email)
+
+
+new_member = sync_to_async(_new_member)
+command = sync_to_async(_command)
+sign_out_everywhere = sync_to_async(_sign_out_everywhere)
+deactivate_unpublished = sync_to_async(_deactivate_unpublished)
+
+
+@asynccontextmanager
+async def open_socket(host: str, headers: list[tuple[bytes, bytes]]) -> AsyncIterator[WebsocketCommunicator]:
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/inbox/",
+        headers=[(b"host", host.encode()), (b"origin", f"http://{host}".encode()), *headers],
+    )
+    connected, _ = await communicator.connect(timeout=FRAME_TIMEOUT)
+    assert connected
+    try:
+        assert (await communicator.receive_json_from(timeout=FRAME_TIMEOUT))["type"] == "ready"
+        yield communicator
+    finally:
+        await communicator.disconnect()
+
+
+def by_token(token: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Token {token}".encode())]
+
+
+def by_session(cookie: str) -> list[tuple[bytes, bytes]]:
+    return [(b"cookie", f"sessionid={cookie}".encode())]
+
+
+async def assert_closed_within(
+    sockets: list[WebsocketCommunicator], started: float, seconds: float = 2.0
+) -> None:
+    for ws in sockets:
+        remaining = seconds - (time.monotonic() - started)
+        assert remaining > 0, "not closed in time"
+        assert await ws.receive_output(timeout=remaining) == REVOKED
+
+
+async def test_deactivate_user_closes_every_socket_of_the_user_within_two_seconds(tokens):
+    carol = await new_member(["acme", "globex"])
+    async with (
+        open_socket(ACME["domain"], by_token(carol["token"])) as acme_by_token,
+        open_socket(ACME["domain"], by_session(carol["cookie"])) as acme_by_session,
+        open_socket(GLOBEX["domain"], by_token(carol["token"])) as globex_by_token,
+        inbox(ACME["domain"], tokens["alice"]) as (alice_ws, _),
+    ):
+        # when the operator deactivates carol
+        started = time.monotonic()
+        await command("deactivate_user", carol["email"])
+
+        # then each of her sockets, in both tenants, closes within two seconds
+        carols = [acme_by_token, acme_by_session, globex_by_token]
+        await assert_closed_within(carols, started)
+
+        # and gets no further frame, while alice's socket keeps working
+        await inbound(ACME, fresh_wa_id(), "after carol left")
+        assert (await alice_ws.receive_json_from(timeout=FRAME_TIMEOUT))["message"][
+            "text"
+        ] == "after carol left"
+        for ws in carols:
+            assert await ws.receive_nothing(timeout=0.3)
+
+    # and she cannot connect again
+    refused = socket(ACME["domain"], carol["token"])
+    assert await refused.connect(timeout=FRAME_TIMEOUT) == (False, 1000)
+
+
+async def test_removing_a_membership_closes_that_tenants_sockets_only(committed_db):
+    carol = await new_member(["acme", "globex"])
+    async with (
+        open_socket(ACME["domain"], by_token(carol["token"])) as acme_ws,
+        open_socket(GLOBEX["domain"], by_token(carol["token"])) as globex_ws,
+    ):
+        started = time.monotonic()
+        await command("remove_tenant_user", "acme", carol["email"])
+
+        await assert_closed_within([acme_ws], started)
+        await inbound(ACME, fresh_wa_id(), "not for carol any more")
+        assert await acme_ws.receive_nothing(timeout=0.5)
+        # her globex socket stays open and answers
+        await globex_ws.send_json_to({"type": "ping"})
+        assert await globex_ws.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}
+
+
+async def test_signing_out_everywhere_closes_the_users_sockets(committed_db):
+    carol = await new_member(["acme"])
+    async with (
+        open_socket(ACME["domain"], by_token(carol["token"])) as by_token_ws,
+        open_socket(ACME["domain"], by_session(carol["cookie"])) as by_session_ws,
+    ):
+        started = time.monotonic()
+        await sign_out_everywhere(carol["token"])
+
+        await assert_closed_within([by_token_ws, by_session_ws], started)
+
+
+async def test_a_lost_revocation_is_caught_by_the_periodic_recheck(committed_db, settings):
+    settings.WEBSOCKET_RECHECK_SECONDS = 0.3
+    carol = await new_member(["acme"])
+    async with open_socket(ACME["domain"], by_token(carol["token"])) as ws:
+        # when carol is deactivated but the message to her sockets is lost on the way
+        started = time.monotonic()
+        await deactivate_unpublished(carol["email"])
+
+        # then her socket notices at its next re-check
+        await assert_closed_within([ws], started)
+        assert await ws.receive_nothing(timeout=0.3)
+
+
+async def test_an_open_socket_keeps_its_token_alive(committed_db, settings):
+    from django.utils import timezone
+    from knox.models import AuthToken
+
+    settings.WEBSOCKET_RECHECK_SECONDS = 0.2
+    carol = await new_member(["acme"])
+    soon = timezone.now() + timedelta(seconds=30)
+    await sync_to_async(lambda: AuthToken.objects.filter(user__email=carol["email"]).update(expiry=soon))()
+
+    async with open_socket(ACME["domain"], by_token(carol["token"])) as ws:
+        await asyncio.sleep(0.6)
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}
+        expiry = await sync_to_async(lambda: AuthToken.objects.get(user__email=carol["email"]).expiry)()
+        assert expiry > timezone.now() + timedelta(hours=23)

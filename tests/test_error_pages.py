@@ -10,7 +10,7 @@ from django.test import Client, RequestFactory, override_settings
 from django.utils import translation
 from django.views.defaults import server_error
 
-from tests.conftest import ACME, tenant_client
+from tests.conftest import ACME, issue_token, tenant_client
 
 TECHNICAL = ("Traceback", "Request Method", "Using the URLconf", "Django", "WSGIRequest", "secret detail")
 
@@ -113,9 +113,7 @@ def test_the_500_page_renders_without_a_request_context_or_the_database(db, djan
 
 def test_the_api_keeps_answering_json_errors(db, alice):
     # the styled pages are for browsers; the API's refusals keep their JSON shape
-    from rest_framework.authtoken.models import Token
-
-    client = tenant_client(ACME, Token.objects.get_or_create(user=alice)[0].key)
+    client = tenant_client(ACME, issue_token(alice))
 
     response = client.get("/api/v1/conversations/999999999/")
 

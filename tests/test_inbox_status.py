@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 from django.db import connection, connections
 from django_tenants.utils import schema_context
-from rest_framework.authtoken.models import Token
 
 from conversations import actions as conversation_actions
 from conversations.models import Contact, Conversation, InboxEvent, Message
-from tests.conftest import ACME, fresh_wa_id, tenant_client
+from tests.conftest import ACME, fresh_wa_id, issue_token, tenant_client
 from tickets import actions as ticket_actions
 from tickets.models import ReportingEvent, Ticket
 
@@ -42,7 +41,7 @@ def receive(number: Any, wa_id: str, ts: int = NOW - 60, text: str = "hello") ->
 
 
 def api(user: Any) -> Any:
-    return tenant_client(ACME, Token.objects.get_or_create(user=user)[0].key)
+    return tenant_client(ACME, issue_token(user))
 
 
 def state(conversation_id: int) -> tuple[str, str | None]:

@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
-from rest_framework.authtoken.models import Token
 
 from conversations import actions
 from conversations.models import Conversation, InboxEvent, Message
 from helpdesk.tenancy.models import WhatsAppNumber
-from tests.conftest import ACME, GLOBEX, PASSWORD, fresh_wa_id, tenant_client
+from tests.conftest import ACME, GLOBEX, PASSWORD, fresh_wa_id, issue_token, tenant_client
 
 NOW = int(time.time())
 
@@ -66,7 +65,7 @@ def state(schema: str) -> dict[str, Any]:
 
 @pytest.fixture
 def bob_token(bob: Any) -> str:
-    return Token.objects.get_or_create(user=bob)[0].key
+    return issue_token(bob)
 
 
 @pytest.fixture
@@ -144,7 +143,7 @@ def test_acme_conversation_ids_are_not_found_on_globex(db, twins, bob_token):
 def test_when_ids_coincide_each_domain_shows_its_own_tenants_data(db, twins, bob_token, alice):
     pk = twins["acme"].pk
     bob = tenant_client(GLOBEX, bob_token)
-    alice_api = tenant_client(ACME, Token.objects.get_or_create(user=alice)[0].key)
+    alice_api = tenant_client(ACME, issue_token(alice))
 
     # when both ask for the same conversation id, each on their own domain
     on_globex = bob.get(f"/api/v1/conversations/{pk}/").json()
@@ -182,7 +181,7 @@ def test_acme_data_never_appears_in_globex_lists(db, twins, bob_token):
 
 def test_alices_token_on_globexs_domain_is_refused(db, twins, alice):
     before = state("globex")
-    alice_on_globex = tenant_client(GLOBEX, Token.objects.get_or_create(user=alice)[0].key)
+    alice_on_globex = tenant_client(GLOBEX, issue_token(alice))
 
     responses = [
         alice_on_globex.get("/api/v1/conversations/"),

@@ -15,7 +15,8 @@ import requests
 import responses
 from django.utils import timezone
 from django_tenants.utils import schema_context
-from rest_framework.authtoken.models import Token
+from knox.crypto import hash_token
+from knox.models import AuthToken
 from rest_framework.fields import DateTimeField
 
 from conversations import actions, tasks
@@ -26,6 +27,7 @@ from tests.conftest import (
     GRAPH_URL,
     PASSWORD,
     fresh_wa_id,
+    issue_token,
     payload,
     post_webhook,
     retarget,
@@ -71,7 +73,7 @@ def conversation(db: None, acme_number: Any) -> Conversation:
 @pytest.fixture
 def alice_token(alice: Any) -> str:
     """Alice's API token (the token endpoint itself is tested below; password hashing is slow)."""
-    return Token.objects.get_or_create(user=alice)[0].key
+    return issue_token(alice)
 
 
 def reply(token: str, conversation_id: int, data: dict[str, Any]) -> Any:
@@ -496,7 +498,7 @@ def test_a_reply_to_an_unknown_conversation_is_404_and_nothing_is_created(graph,
 
 
 def test_token_endpoint_gives_a_member_their_token(db, alice):
-    Token.objects.filter(user=alice).delete()
+    AuthToken.objects.filter(user=alice).delete()
 
     response = tenant_client(ACME).post(
         "/api/v1/auth/token/",
@@ -505,7 +507,10 @@ def test_token_endpoint_gives_a_member_their_token(db, alice):
     )
 
     assert response.status_code == 200
-    assert response.json() == {"token": Token.objects.get(user=alice).key}
+    token = response.json()["token"]
+    stored = AuthToken.objects.get(user=alice)
+    assert response.json() == {"token": token, "expiry": DateTimeField().to_representation(stored.expiry)}
+    assert tenant_client(ACME, token).get("/api/v1/conversations/").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -519,7 +524,7 @@ def test_token_endpoint_gives_a_member_their_token(db, alice):
 )
 def test_token_endpoint_refuses_wrong_credentials_and_non_members(db, email, password):
     # given no user has a token yet
-    Token.objects.all().delete()
+    AuthToken.objects.all().delete()
 
     # when someone asks for one on acme's domain
     response = tenant_client(ACME).post(
@@ -532,11 +537,11 @@ def test_token_endpoint_refuses_wrong_credentials_and_non_members(db, email, pas
         "detail": "Wrong email or password for this helpdesk.",
         "code": "invalid_credentials",
     }
-    assert Token.objects.count() == 0
+    assert AuthToken.objects.count() == 0
 
 
 def test_token_endpoint_gives_bob_his_token_on_his_own_domain(db, bob):
-    Token.objects.filter(user=bob).delete()
+    AuthToken.objects.filter(user=bob).delete()
 
     response = tenant_client(GLOBEX).post(
         "/api/v1/auth/token/",
@@ -545,7 +550,7 @@ def test_token_endpoint_gives_bob_his_token_on_his_own_domain(db, bob):
     )
 
     assert response.status_code == 200
-    assert response.json() == {"token": Token.objects.get(user=bob).key}
+    assert AuthToken.objects.get(user=bob).digest == hash_token(response.json()["token"])
 
 
 def test_the_claim_is_released_after_a_retryable_error(graph, conversation, alice, db):

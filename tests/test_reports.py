@@ -20,13 +20,12 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 
 from conversations import actions as conversation_actions
 from conversations.models import Conversation, Message, SenderKind
 from helpdesk.tenancy.actions import do_add_number
 from helpdesk.tenancy.models import Membership, WhatsAppNumber
-from tests.conftest import ACME, queue_outbound, tenant_client
+from tests.conftest import ACME, issue_token, queue_outbound, tenant_client
 from tickets import actions, deadlines, intervals
 from tickets.models import SealedIntervals, Ticket
 from tickets.support_settings import check_update_support_settings
@@ -176,7 +175,7 @@ def outcomes(resolved: int = 0, met: int = 0, breached: int = 0, expired: int = 
 
 
 def client_of(user: Any) -> Any:
-    return tenant_client(ACME, Token.objects.get_or_create(user=user)[0].key)
+    return tenant_client(ACME, issue_token(user))
 
 
 def get(user: Any, path: str, **params: Any) -> Any:

@@ -13,14 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import transaction
 from django_tenants.utils import schema_context
-from rest_framework.authtoken.models import Token
 from rest_framework.fields import DateTimeField
 
 from conversations import actions as conversation_actions
 from conversations.models import Conversation, InboxEvent, Message, SenderKind
 from helpdesk.tenancy.actions import do_add_member
 from helpdesk.tenancy.models import Membership
-from tests.conftest import ACME, GLOBEX, PASSWORD, fresh_wa_id, queue_outbound, tenant_client
+from tests.conftest import ACME, GLOBEX, PASSWORD, fresh_wa_id, issue_token, queue_outbound, tenant_client
 from tickets import actions, deadlines, tasks
 from tickets.models import ReportingEvent, Ticket
 from tickets.serializers import ticket_data
@@ -148,7 +147,7 @@ def warning(kind: str, due: datetime, passed: bool, ticket: Ticket) -> dict[str,
 
 
 def api(user: Any, spec: dict[str, str] = ACME) -> Any:
-    return tenant_client(spec, Token.objects.get_or_create(user=user)[0].key)
+    return tenant_client(spec, issue_token(user))
 
 
 def patch(user: Any, ticket: Ticket, data: dict[str, Any], spec: dict[str, str] = ACME) -> Any:

@@ -4,11 +4,16 @@ the admin UI call these."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from knox.models import AuthToken
 
-from helpdesk.tenancy.models import Domain, Membership, Role, Tenant, User, WhatsAppNumber
+from helpdesk import crypto, live
+from helpdesk.tenancy.models import Domain, Membership, Role, Tenant, User, UserSession, WhatsAppNumber
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 RESERVED_SLUGS = {"public", "pg_catalog", "information_schema"}
@@ -65,12 +70,73 @@ def do_add_member(tenant: Tenant, email: str, role: str, password: str | None, n
     if user is None:
         if not password:
             raise TenancyError("A new user needs a password.")
+        check_password_strength(password, User(email=email, name=name))
         user = User.objects.create_user(email, password, name=name)
     elif password:
-        user.set_password(password)
-        user.save(update_fields=["password"])
+        do_set_password(user, password)
     membership, _ = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
     return membership
+
+
+def check_password_strength(password: str, user: User) -> None:
+    """AUTH_PASSWORD_VALIDATORS, as a TenancyError with every reason."""
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise TenancyError("The password was refused: " + " ".join(error.messages)) from None
+
+
+@transaction.atomic
+def do_set_password(user: User, password: str) -> None:
+    """A new password (validated); every API token and session of the user ends, and so do open websockets."""
+    check_password_strength(password, user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    _revoke_everything(user)
+
+
+def do_issue_api_token(user: User) -> tuple[str, datetime | None]:
+    """A new API token for the user and its expiry: the token is returned once and stored only as a hash; it
+    expires when unused for API_TOKEN_IDLE_HOURS."""
+    instance, token = AuthToken.objects.create(user=user)
+    return str(token), instance.expiry
+
+
+@transaction.atomic
+def do_sign_out_everywhere(user: User) -> None:
+    """Delete every API token and session of the user and close their websockets."""
+    _revoke_everything(user)
+
+
+@transaction.atomic
+def do_deactivate_user(email: str) -> User:
+    """The user can no longer sign in anywhere: tokens and sessions deleted, open websockets closed."""
+    user = User.objects.select_for_update().filter(email=email.strip().lower()).first()
+    if user is None:
+        raise TenancyError(f"There is no user {email!r}.")
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    _revoke_everything(user)
+    return user
+
+
+@transaction.atomic
+def do_remove_member(tenant: Tenant, email: str) -> None:
+    """End a user's membership of one tenant; their websockets on that tenant close (the API and pages refuse
+    them there already: every request checks membership)."""
+    membership = Membership.objects.filter(tenant=tenant, user__email=email.strip().lower()).first()
+    if membership is None:
+        raise TenancyError(f"{email!r} is not a member of {tenant.schema_name}.")
+    user_id = membership.user_id
+    membership.delete()
+    transaction.on_commit(lambda: live.publish_revocation(user_id, tenant.schema_name))
+
+
+def _revoke_everything(user: User) -> None:
+    AuthToken.objects.filter(user=user).delete()
+    UserSession.objects.filter(user=user).delete()
+    user_id = user.pk
+    transaction.on_commit(lambda: live.publish_revocation(user_id))
 
 
 @transaction.atomic
@@ -107,3 +173,19 @@ def do_add_number(
     number.simulator = simulator
     number.save()
     return number
+
+
+def do_rotate_credentials_key() -> int:
+    """Re-encrypt every number's access token and app secret with the newest encryption key; returns how many
+    numbers were rewritten. Each number in its own short transaction, so a long run blocks nobody."""
+    count = 0
+    for pk in WhatsAppNumber.objects.order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            number = WhatsAppNumber.objects.select_for_update().filter(pk=pk).first()
+            if number is None:
+                continue
+            number.access_token_encrypted = crypto.reencrypt(number.access_token_encrypted)
+            number.app_secret_encrypted = crypto.reencrypt(number.app_secret_encrypted)
+            number.save(update_fields=["access_token_encrypted", "app_secret_encrypted"])
+            count += 1
+    return count

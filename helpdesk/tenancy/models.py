@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.utils import timezone
 from django_tenants.models import DomainMixin, TenantMixin
@@ -38,7 +40,11 @@ class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        """A user; the password must pass AUTH_PASSWORD_VALIDATORS (ValidationError), so that no path
+        (createsuperuser included, even when told to bypass validation) stores a weak one."""
         user = self.model(email=self.normalize_email(email).lower(), **extra)
+        if password is not None:
+            validate_password(password, user)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -67,6 +73,18 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+
+class UserSession(AbstractBaseSession):
+    """A browser session (helpdesk.tenancy.sessions), with its user so that all of them can be ended at once."""
+
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="sessions")
+
+    @classmethod
+    def get_session_store_class(cls) -> Any:
+        from helpdesk.tenancy.sessions import SessionStore
+
+        return SessionStore
 
 
 class Role(models.TextChoices):

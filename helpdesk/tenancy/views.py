@@ -1,16 +1,21 @@
-"""Signing in: the browser login page and the API token endpoint, both per tenant domain."""
+"""Signing in and out: the browser login page and the API token endpoints, per tenant domain.
+
+Every sign-in goes through django.contrib.auth.authenticate with the request, so django-axes throttles the
+login pages and the token endpoint alike (helpdesk/tenancy/throttling.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, logout, user_logged_in
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
 from drf_spectacular.utils import extend_schema
+from knox.models import AuthToken
 from rest_framework import serializers
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +23,7 @@ from rest_framework.views import APIView
 
 from helpdesk.api_errors import error_responses
 from helpdesk.tenancy.access import current_tenant, membership_of
+from helpdesk.tenancy.actions import do_issue_api_token, do_sign_out_everywhere
 
 
 class TenantLoginView(LoginView):
@@ -40,17 +46,21 @@ class TokenRequestSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class TokenResponseSerializer(serializers.Serializer[dict[str, Any]]):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`. Shown only once.")
+    expiry = serializers.DateTimeField(help_text="When the token expires unless used; every use moves it on.")
 
 
 class ObtainTokenView(APIView):
-    """Exchange a member's email and password for an API token (`Authorization: Token <token>`)."""
+    """Exchange a member's email and password for an API token (`Authorization: Token <token>`).
+
+    Repeated failures for an account or from an address are answered 429 with Retry-After for a while."""
 
     permission_classes = [AllowAny]
     authentication_classes: list[Any] = []
 
     @extend_schema(
-        request=TokenRequestSerializer, responses={200: TokenResponseSerializer, **error_responses(429)}
+        request=TokenRequestSerializer,
+        responses={200: TokenResponseSerializer, **error_responses(400, 429)},
     )
     def post(self, request: Request) -> Response:
         data = TokenRequestSerializer(data=request.data)
@@ -65,5 +75,36 @@ class ObtainTokenView(APIView):
                 {"detail": "Wrong email or password for this helpdesk.", "code": "invalid_credentials"},
                 status=400,
             )
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        token, expiry = do_issue_api_token(user)  # type: ignore[arg-type]
+        user_logged_in.send(sender=type(user), request=request._request, user=user)
+        return Response({"token": token, "expiry": expiry})
+
+
+class ApiLogoutView(APIView):
+    """End this API token (or, signed in by the browser, this session)."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, AuthToken):
+            request.auth.delete()
+        else:
+            logout(request._request)
+        return Response(status=204)
+
+
+class ApiLogoutAllView(APIView):
+    """Sign out everywhere: every API token and browser session of this user ends, open websockets close."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        do_sign_out_everywhere(request.user)  # type: ignore[arg-type]
+        return Response(status=204)
+
+
+@require_POST
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    """The account menu's "Sign out everywhere" (browser, CSRF-protected form)."""
+    if request.user.is_authenticated:
+        do_sign_out_everywhere(request.user)  # type: ignore[arg-type]
+        logout(request)
+    return redirect("/login/")

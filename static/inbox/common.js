@@ -18,13 +18,14 @@
 
   const $ = (selector, scope) => (scope || document).querySelector(selector);
 
-  /** Attributes for el() and svg(): class, text (as text), dataset, on<event> listeners, others as attributes. */
+  /** Attributes for el() and svg(): class, text (as text), dataset, style, on<event> listeners, others as attributes. */
   function setAttrs(node, attrs) {
     for (const [key, value] of Object.entries(attrs || {})) {
       if (value === null || value === undefined || value === false) continue;
       if (key === "class") node.setAttribute("class", value); // works for SVG elements too
       else if (key === "text") node.textContent = value;
       else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key === "style") node.style.cssText = value; // through the CSSOM: CSP allows no inline style attribute
       else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
       else node.setAttribute(key, value === true ? "" : String(value));
     }

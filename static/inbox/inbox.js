@@ -359,10 +359,15 @@
       }
       if (frame && typeof frame === "object") onFrame(frame, ws);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (socket.ws !== ws) return;
       socket.ws = null;
       clearTimeout(socket.openTimer);
+      if (event.code === 4401) {
+        // access revoked (signed out everywhere, deactivated, removed from this helpdesk): sign in again
+        location.assign("/login/?next=" + encodeURIComponent(location.pathname));
+        return;
+      }
       scheduleReconnect();
     };
     ws.onerror = () => {}; // a close event follows

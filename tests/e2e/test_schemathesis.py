@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from django_tenants.utils import schema_context
 
-from tests.conftest import ACME
+from tests.conftest import ACME, issue_token
 from tests.e2e.conftest import LiveStack
 
 CHECKS = [
@@ -40,7 +40,6 @@ TIME_LIMIT = 170  # seconds: the run must stay well under three minutes
 @pytest.fixture
 def admin_token(committed_db: None) -> Iterator[str]:
     """ada's API token; acme's support settings and ada's availability as they were, afterwards."""
-    from rest_framework.authtoken.models import Token
 
     from helpdesk.tenancy.models import Membership, User
     from tickets import support_settings
@@ -50,7 +49,7 @@ def admin_token(committed_db: None) -> Iterator[str]:
     with schema_context("acme"):
         before = support_settings.support_settings_data()
     availability = list(Membership.objects.filter(user=ada).values_list("pk", "is_available"))
-    yield Token.objects.get_or_create(user=ada)[0].key
+    yield issue_token(ada)
     with schema_context("acme"):
         support_settings.check_update_support_settings(before)
         forget_support_rules()

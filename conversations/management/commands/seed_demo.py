@@ -9,7 +9,7 @@ from django_tenants.utils import schema_context
 
 from conversations import actions, simulator
 from helpdesk.tenancy.actions import do_add_member, do_add_number, do_create_tenant
-from helpdesk.tenancy.models import Tenant
+from helpdesk.tenancy.models import Tenant, User
 
 DEMO_PASSWORD = "demo-pass-123"
 DEMO_USERS = (
@@ -36,7 +36,9 @@ class Command(BaseCommand):
             "demo", "Toko Demo", "demo.localhost"
         )
         for email, role, name in DEMO_USERS:
-            do_add_member(tenant, email, role, DEMO_PASSWORD, name)
+            # An existing user keeps their password (setting it again would sign them out everywhere).
+            new = not User.objects.filter(email=email).exists()
+            do_add_member(tenant, email, role, DEMO_PASSWORD if new else None, name)
         number = do_add_number(
             tenant,
             phone_number_id="100000000000001",

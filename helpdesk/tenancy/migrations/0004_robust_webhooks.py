@@ -17,7 +17,7 @@ def park_events_that_used_up_their_attempts(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenancy', '0002_membership_is_available_membership_last_assigned_at'),
+        ('tenancy', '0003_user_sessions'),
     ]
 
     operations = [
