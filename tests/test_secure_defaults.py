@@ -248,7 +248,12 @@ def test_healthz_reports_a_failure_without_its_internal_text(db, settings, caplo
     response = public_client().get("/healthz")
 
     assert response.status_code == 503
-    assert response.json() == {"status": "degraded", "database": "ok", "redis": "error"}
+    assert response.json() == {
+        "status": "degraded",
+        "database": "ok",
+        "redis": "error",
+        "parked_webhook_events": 0,
+    }
     assert "health check: redis is not reachable" in caplog.text
     assert "Connection refused" in caplog.text or "Error" in caplog.text  # the detail goes to the log only
 
@@ -256,4 +261,7 @@ def test_healthz_reports_a_failure_without_its_internal_text(db, settings, caplo
 def test_healthz_says_ok_when_all_is_well(db):
     response = public_client().get("/healthz")
 
-    assert (response.status_code, response.json()) == (200, {"status": "ok", "database": "ok", "redis": "ok"})
+    assert (response.status_code, response.json()) == (
+        200,
+        {"status": "ok", "database": "ok", "redis": "ok", "parked_webhook_events": 0},
+    )

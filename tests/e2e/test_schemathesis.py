@@ -39,7 +39,9 @@ TIME_LIMIT = 170  # seconds: the run must stay well under three minutes
 
 @pytest.fixture
 def admin_token(committed_db: None) -> Iterator[str]:
-    """ada's API token; acme's support settings and ada's availability as they were, afterwards."""
+    """ada's API token; acme's support settings, ada's availability and the login throttle as they were,
+    afterwards (schemathesis's failed sign-ins from 127.0.0.1 would otherwise lock out later tests)."""
+    from axes.utils import reset as reset_login_throttle
 
     from helpdesk.tenancy.models import Membership, User
     from tickets import support_settings
@@ -55,6 +57,7 @@ def admin_token(committed_db: None) -> Iterator[str]:
         forget_support_rules()
     for pk, available in availability:
         Membership.objects.filter(pk=pk).update(is_available=available)
+    reset_login_throttle()
 
 
 def run_schemathesis(stack: LiveStack, token: str, workdir: Path) -> subprocess.CompletedProcess[str]:
