@@ -240,6 +240,14 @@ def lock_conversation(conversation_id: int) -> Conversation:
     return Conversation.objects.select_for_update().get(pk=conversation_id)
 
 
+def _locked_conversation_of(contact: Contact) -> Conversation:
+    """Step 2 of the lock order: the contact's conversation (one per contact and number), created if new."""
+    conversation, _ = Conversation.objects.select_for_update().get_or_create(
+        contact=contact, defaults={"number_id": contact.number_id}
+    )
+    return conversation
+
+
 def _lock_wamid(wamid: str) -> None:
     """Step 0 of the lock order, for one wamid: the writer of a message and an update that overtook it
     (an early status, edit, deletion or reaction) meet here, so the update is never left pending forever."""
@@ -291,9 +299,7 @@ def do_receive_inbound(
         contact = _contact_for(number, wa_id, user_id, profile)
         if is_notice:  # the lock order: the contact before its conversation
             _follow_changed_number(contact, _dict(message.get("system")))
-        conversation, _ = Conversation.objects.select_for_update().get_or_create(
-            contact=contact, defaults={"number": number}
-        )
+        conversation = _locked_conversation_of(contact)
         try:
             with transaction.atomic():
                 stored = Message.objects.create(
@@ -566,9 +572,7 @@ def do_receive_echo(receipt: Receipt, echo: dict[str, Any]) -> Message | None:
     with transaction.atomic():
         _lock_wamid(wamid)
         contact = _contact_for(number, wa_id, user_id, {})
-        conversation, _ = Conversation.objects.select_for_update().get_or_create(
-            contact=contact, defaults={"number": number}
-        )
+        conversation = _locked_conversation_of(contact)
         part = echo.get(described.type)
         try:
             with transaction.atomic():
@@ -626,9 +630,7 @@ def do_import_history_thread(receipt: Receipt, thread: dict[str, Any]) -> int:
     wa_id, user_id = (customer, "") if customer.isdigit() else ("", customer)
     with transaction.atomic():
         contact = _contact_for(number, wa_id, user_id, {})
-        conversation, _ = Conversation.objects.select_for_update().get_or_create(
-            contact=contact, defaults={"number": number}
-        )
+        conversation = _locked_conversation_of(contact)
         known = set(Message.objects.filter(wamid__in=wamids).values_list("wamid", flat=True))
         rows: dict[str, Message] = {}
         for item in items:
