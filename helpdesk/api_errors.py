@@ -15,6 +15,7 @@ saying so for every status an operation can answer.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -22,10 +23,13 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+
+RETRY_AFTER_SECONDS = 5
 
 # The body of every API error. (Built inline: a serializer class cannot declare a field named `fields`.)
 ERROR_SERIALIZER = inline_serializer(
@@ -142,8 +146,24 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return defaults.page_not_found(request, exception or Http404())
 
 
+def _database_busy() -> bool:
+    """Whether the exception being handled is a wait for a pooled database connection that ran out of time."""
+    error: BaseException | None = sys.exc_info()[1]
+    while error is not None:
+        if isinstance(error, PoolTimeout):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
-    """handler500: the error shape under /api/ (the traceback goes to the log, never to the client)."""
+    """handler500 (tenant and public URLs): the error shape under /api/ (the traceback goes to the log, never
+    to the client). A request that found every pooled database connection busy is answered 503 with
+    Retry-After instead: nothing was done, and Meta (or any client) can send it again."""
+    if _database_busy():
+        busy = JsonResponse({"detail": "Busy; retry shortly.", "code": "overloaded"}, status=503)
+        busy["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return busy
     if _is_api(request):
         return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
     return defaults.server_error(request)

@@ -14,6 +14,7 @@ from helpdesk.env import (
     database_from_url,
     env_bool,
     env_float,
+    env_int,
     env_list,
     env_str,
 )
@@ -128,6 +129,20 @@ WSGI_APPLICATION = "helpdesk.wsgi.application"
 ASGI_APPLICATION = "helpdesk.asgi.application"
 
 DATABASES = {"default": database_from_url(DATABASE_URL)}
+# A bounded pool per process (psycopg_pool through Django): a burst waits up to DB_POOL_TIMEOUT seconds for a
+# connection and is then answered 503 with Retry-After (helpdesk.api_errors.server_error), instead of opening
+# connections until PostgreSQL refuses everyone. The budget against max_connections: docs/deployment.md.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 8)
+if env_bool("DB_POOL", True):
+    DATABASES["default"]["OPTIONS"]["pool"] = {  # type: ignore[index]
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT", 5.0),
+        "max_idle": 300,
+    }
+# django-tenants sets the search path once per connection and schema, not before every statement (safe with the
+# pool: closing a connection, which returns it to the pool, forgets the path, so the next user sets it again).
+TENANT_LIMIT_SET_CALLS = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024  # Meta's webhook payloads reach 3 MB
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

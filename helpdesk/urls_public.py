@@ -8,6 +8,8 @@ from conversations.webhook_views import healthz, parked_webhooks, whatsapp_webho
 from helpdesk.tenancy.views import sign_out_everywhere
 from tickets.operator_views import OperatorLoginView, tenant_reports
 
+handler500 = "helpdesk.api_errors.server_error"  # 503 + Retry-After when the database pool is exhausted
+
 urlpatterns = [
     path("webhooks/whatsapp/", whatsapp_webhook, name="whatsapp-webhook"),
     path("healthz", healthz, name="healthz"),
