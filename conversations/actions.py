@@ -240,11 +240,15 @@ def lock_conversation(conversation_id: int) -> Conversation:
     return Conversation.objects.select_for_update().get(pk=conversation_id)
 
 
-def _locked_conversation_of(contact: Contact) -> Conversation:
-    """Step 2 of the lock order: the contact's conversation (one per contact and number), created if new."""
+def _locked_conversation_of(contact: Contact, number: WhatsAppNumber | None = None) -> Conversation:
+    """Step 2 of the lock order: the contact's conversation (one per contact and number), created if new.
+    `number`, when the caller has it, saves reading it again for the conversation's frame."""
     conversation, _ = Conversation.objects.select_for_update().get_or_create(
         contact=contact, defaults={"number_id": contact.number_id}
     )
+    conversation.contact = contact
+    if number is not None and conversation.number_id == number.pk:
+        conversation.number = number
     return conversation
 
 
@@ -294,12 +298,13 @@ def do_receive_inbound(
         return None
     is_notice = kind == "system"
     described = describe_inbound(message)
-    with transaction.atomic():
+    # No savepoint of its own: the webhook applier already gives every item one (savepoints cost statements).
+    with transaction.atomic(savepoint=False):
         _lock_wamid(wamid)
         contact = _contact_for(number, wa_id, user_id, profile)
         if is_notice:  # the lock order: the contact before its conversation
             _follow_changed_number(contact, _dict(message.get("system")))
-        conversation = _locked_conversation_of(contact)
+        conversation = _locked_conversation_of(contact, number)
         try:
             with transaction.atomic():
                 stored = Message.objects.create(
@@ -572,7 +577,7 @@ def do_receive_echo(receipt: Receipt, echo: dict[str, Any]) -> Message | None:
     with transaction.atomic():
         _lock_wamid(wamid)
         contact = _contact_for(number, wa_id, user_id, {})
-        conversation = _locked_conversation_of(contact)
+        conversation = _locked_conversation_of(contact, number)
         part = echo.get(described.type)
         try:
             with transaction.atomic():
@@ -630,7 +635,7 @@ def do_import_history_thread(receipt: Receipt, thread: dict[str, Any]) -> int:
     wa_id, user_id = (customer, "") if customer.isdigit() else ("", customer)
     with transaction.atomic():
         contact = _contact_for(number, wa_id, user_id, {})
-        conversation = _locked_conversation_of(contact)
+        conversation = _locked_conversation_of(contact, number)
         known = set(Message.objects.filter(wamid__in=wamids).values_list("wamid", flat=True))
         rows: dict[str, Message] = {}
         for item in items:

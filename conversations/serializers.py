@@ -138,12 +138,18 @@ class ReplySerializer(serializers.Serializer[dict[str, Any]]):
         return value
 
 
+# One instance each for the frames the actions build: a serializer builds its fields anew per instance, which
+# cost more than the representation itself on the webhook path. (Representing is read-only, so sharing is safe.)
+_CONVERSATION = ConversationSerializer()
+_MESSAGE = MessageSerializer()
+
+
 def conversation_data(conversation: Conversation) -> dict[str, Any]:
-    return dict(ConversationSerializer(conversation).data)
+    return dict(_CONVERSATION.to_representation(conversation))
 
 
 def message_data(message: Message) -> dict[str, Any]:
-    return dict(MessageSerializer(message).data)
+    return dict(_MESSAGE.to_representation(message))
 
 
 def note_data(note: Note) -> dict[str, Any]:

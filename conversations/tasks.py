@@ -29,11 +29,8 @@ def retry_delay(attempt: int) -> float:
 
 @shared_task(ignore_result=True)
 def process_webhook_events() -> int:
-    """Apply stored webhook events in batches until none is left."""
-    total = 0
-    while processed := webhooks.process_pending_events():
-        total += processed
-    return total
+    """Apply stored webhook events in batches until none is left (one task per wake-up, not per webhook)."""
+    return webhooks.process_until_done()
 
 
 @shared_task(ignore_result=True)

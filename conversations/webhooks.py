@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+import redis
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations import actions
+from conversations import actions, events, inbound_batch
 from helpdesk.tenancy.models import WebhookEvent, WhatsAppNumber
+from tickets import store as ticket_store
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +156,49 @@ def ingest(body: bytes, signature_header: str | None) -> IngestResult:
     return IngestResult(200, "Stored.", event.pk)
 
 
+# While this key exists a processing task is queued or running: a burst of webhooks wakes one task, which
+# works in batches until nothing is left, instead of queueing a task per webhook. It expires by itself, should
+# a worker die holding it; the beat sweep picks up anything left meanwhile.
+WAKE_KEY = "helpdesk:webhooks:wake"
+WAKE_EXPIRES_SECONDS = 60
+
+
+def _redis() -> redis.Redis:
+    global _redis_client
+    if _redis_client is None:
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+    return _redis_client
+
+
+_redis_client: redis.Redis | None = None
+
+
 def _enqueue_processing() -> None:
     from conversations.tasks import process_webhook_events
 
     try:
-        process_webhook_events.delay()
+        if _redis().set(WAKE_KEY, "1", nx=True, ex=WAKE_EXPIRES_SECONDS):
+            process_webhook_events.delay()
     except Exception:  # the event is stored; the periodic sweep picks it up
         log.exception("could not enqueue webhook processing")
+
+
+def process_until_done(limit: int = 200) -> int:
+    """Apply due events in batches until none is left, then let the next webhook wake a new task. Looking once
+    more after giving up the wake key closes the gap: an event stored after that look sets the key again and
+    queues a task of its own."""
+    total = 0
+    while True:
+        while processed := process_pending_events(limit):
+            total += processed
+        try:
+            _redis().delete(WAKE_KEY)
+        except Exception:
+            log.exception("could not clear the webhook wake key (it expires by itself)")
+        processed = process_pending_events(limit)
+        if not processed:
+            return total
+        total += processed
 
 
 # ------------------------------------------------------------------ processing
@@ -257,49 +296,75 @@ def _numbers_of(payloads: list[Any]) -> list[WhatsAppNumber]:
 
 
 def process_pending_events(limit: int = 200) -> int:
-    """Claim up to `limit` due events and apply each; returns how many were claimed."""
+    """Claim up to `limit` due events and apply them: each tenant's changes in one batch (`apply_batch`).
+    Returns how many events were claimed."""
     events = _claim(limit)
+    if not events:
+        return 0
     payloads = {event.pk: _load(event) for event in events}
     numbers = _numbers_of(list(payloads.values()))
+    failures: dict[int, list[dict[str, Any]]] = {}
+    by_tenant: dict[str, list[tuple[WebhookEvent, ChangeWork]]] = {}
     for event in events:
-        process_event(event, payloads[event.pk], numbers)
+        work, failures[event.pk] = _work_of(event, payloads[event.pk], numbers)
+        for change in work:
+            by_tenant.setdefault(change.schema_name, []).append((event, change))
+    for schema_name in sorted(by_tenant):
+        for (event, change), error in apply_batch(schema_name, by_tenant[schema_name]):
+            failures[event.pk].append(_failure(change.key, change.schema_name, change.field, error))
+    _record_outcomes(events, failures)
     return len(events)
 
 
 def process_event(event: WebhookEvent, payload: Any, numbers: list[WhatsAppNumber]) -> list[dict[str, Any]]:
     """Apply one event's changes (on a retry: only those that failed before) and record the outcome."""
-    failures: list[dict[str, Any]] = []
-    work: list[ChangeWork] = []
-    if envelope_problem(payload):
-        failures.append(_failure("*", "", "", "The stored body is not a webhook envelope."))
-    else:
-        try:
-            work = _plan(payload, numbers)
-        except Exception as exc:  # a shape nobody foresaw: this event waits for a fix, the others go on
-            log.exception("planning webhook event %s failed", event.pk)
-            failures.append(_failure("*", "", "", f"{type(exc).__name__}: {exc}"))
-    retry_only = {failure.get("key") for failure in event.failures} if event.failures else None
+    work, failures = _work_of(event, payload, numbers)
     for change in work:
-        if retry_only is not None and change.key not in retry_only:
-            continue
-        error = apply_change(change, event.received_at)
-        if error:
-            failures.append(_failure(change.key, change.schema_name, change.field, error))
-    _record_outcome(event, failures)
+        for (_, failed), error in apply_batch(change.schema_name, [(event, change)]):
+            failures.append(_failure(failed.key, failed.schema_name, failed.field, error))
+    _record_outcomes([event], {event.pk: failures})
     return failures
+
+
+def _work_of(
+    event: WebhookEvent, payload: Any, numbers: list[WhatsAppNumber]
+) -> tuple[list[ChangeWork], list[dict[str, Any]]]:
+    """The changes of an event still to apply (on a retry: only those that failed before), and the failures of
+    an event that cannot be planned at all."""
+    if envelope_problem(payload):
+        return [], [_failure("*", "", "", "The stored body is not a webhook envelope.")]
+    try:
+        work = _plan(payload, numbers)
+    except Exception as exc:  # a shape nobody foresaw: this event waits for a fix, the others go on
+        log.exception("planning webhook event %s failed", event.pk)
+        return [], [_failure("*", "", "", f"{type(exc).__name__}: {exc}")]
+    if event.failures:
+        retry_only = {failure.get("key") for failure in event.failures}
+        work = [change for change in work if change.key in retry_only]
+    return work, []
 
 
 def _failure(key: str, tenant: str, field: str, error: str) -> dict[str, Any]:
     return {"key": key, "tenant": tenant, "field": field, "error": error[:2000]}
 
 
-def _record_outcome(event: WebhookEvent, failures: list[dict[str, Any]]) -> None:
+def _record_outcomes(events: list[WebhookEvent], failures: dict[int, list[dict[str, Any]]]) -> None:
+    """Mark the events applied (one statement for all that succeeded at the same attempt), or record their
+    failures for a retry with backoff, parking those out of attempts."""
     now = timezone.now()
-    if not failures:
-        WebhookEvent.objects.filter(pk=event.pk).update(
-            processed_at=now, attempts=event.attempts + 1, claimed_until=None, failures=[], last_error=""
+    applied: dict[int, list[int]] = {}  # attempts so far -> events
+    for event in events:
+        if failures.get(event.pk):
+            _record_failure(event, failures[event.pk], now)
+        else:
+            applied.setdefault(event.attempts, []).append(event.pk)
+    for attempts, ids in applied.items():
+        WebhookEvent.objects.filter(pk__in=ids).update(
+            processed_at=now, attempts=attempts + 1, claimed_until=None, failures=[], last_error=""
         )
-        return
+
+
+def _record_failure(event: WebhookEvent, failures: list[dict[str, Any]], now: datetime) -> None:
     first_seen = {failure.get("key"): failure.get("first_seen") for failure in event.failures}
     for failure in failures:
         failure["first_seen"] = first_seen.get(failure["key"]) or now.isoformat()
@@ -325,48 +390,134 @@ def _record_outcome(event: WebhookEvent, failures: list[dict[str, Any]]) -> None
     )
 
 
-def apply_change(change: ChangeWork, received_at: datetime) -> str | None:
-    """Apply one change in its tenant's schema, every item in its own transaction so that one bad item never
-    loses the others. Returns the error of the items that failed, or None."""
+Batch = list[tuple[WebhookEvent, ChangeWork]]
+
+
+def apply_batch(schema_name: str, batch: Batch) -> list[tuple[tuple[WebhookEvent, ChangeWork], str]]:
+    """Apply one tenant's changes, in order, in one transaction: every item in a savepoint of its own (a bad
+    item rolls back alone and is reported), counters and inbox events written once at the end. One applier
+    per tenant at a time (an advisory lock), so batches never wait on each other's rows. Should the batch
+    itself fail (a deadlock, a lost connection), every change is applied again item by item in transactions
+    of its own, as if there were no batch. Returns the changes that failed, with their errors."""
+    failed: list[tuple[tuple[WebhookEvent, ChangeWork], str]] = []
+    with schema_context(schema_name):
+        try:
+            with transaction.atomic():
+                _lock_applier(schema_name)
+                with (
+                    events.buffered() as event_buffer,
+                    ticket_store.using(ticket_store.BatchStore()) as counts,
+                ):
+                    buffers = (event_buffer, counts)
+                    handled = _apply_plain_messages(schema_name, batch, buffers)
+                    for item in batch:
+                        error = apply_change(item[1], item[0].received_at, buffers, handled)
+                        if error:
+                            failed.append((item, error))
+                    counts.flush()  # the lock order: counters after every conversation, events last
+                    event_buffer.flush()
+            return failed
+        except Exception:
+            log.exception(
+                "webhook batch of %d changes in %s failed; applying them one by one", len(batch), schema_name
+            )
+        failed = []
+        for item in batch:
+            error = apply_change(item[1], item[0].received_at)
+            if error:
+                failed.append((item, error))
+    return failed
+
+
+Buffers = tuple[events.EventBuffer, ticket_store.BatchStore]
+
+
+def _apply_plain_messages(schema_name: str, batch: Batch, buffers: Buffers) -> set[str]:
+    """The batch's plain customer messages, all at once (conversations.inbound_batch), in a savepoint of their
+    own. Returns the wamids it took care of; should it fail, none: they are then applied one by one."""
+    plain = [
+        inbound_batch.Inbound(change.number, message, contacts, event.received_at)
+        for event, change in batch
+        if change.field == "messages" and change.number is not None
+        for contacts in [_dicts(change.value.get("contacts"))]
+        for message in _dicts(change.value.get("messages"))
+        if inbound_batch.is_plain(message, contacts)
+    ]
+    if not plain:
+        return set()
+    checkpoint = (buffers[0].checkpoint(), buffers[1].checkpoint())
+    try:
+        with transaction.atomic():
+            later = inbound_batch.do_receive_inbound_batch(plain)
+    except Exception:
+        buffers[0].rollback_to(checkpoint[0])
+        buffers[1].rollback_to(checkpoint[1])
+        log.exception(
+            "%d messages in %s could not be stored at once; one by one instead", len(plain), schema_name
+        )
+        return set()
+    return {actions._id(item.message.get("id")) for item in plain} - {
+        actions._id(item.message.get("id")) for item in later
+    }
+
+
+def _lock_applier(schema_name: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [schema_name + ".webhook_apply"])
+
+
+def apply_change(
+    change: ChangeWork,
+    received_at: datetime,
+    batch: Buffers | None = None,
+    handled: set[str] | frozenset[str] = frozenset(),
+) -> str | None:
+    """Apply one change in the current tenant's schema, every item in a transaction of its own (inside a
+    batch: a savepoint of its own, whose buffered events and counts go with it on a rollback), so that one bad
+    item never loses the others; messages whose wamid is in `handled` were stored with the whole batch.
+    Returns the error of the items that failed, or None."""
     errors: list[str] = []
 
     def attempt(what: str, apply: Any, *args: Any) -> None:
+        checkpoint = (batch[0].checkpoint(), batch[1].checkpoint()) if batch else None
         try:
             with transaction.atomic():
                 apply(*args)
         except Exception as exc:
+            if batch and checkpoint:
+                batch[0].rollback_to(checkpoint[0])
+                batch[1].rollback_to(checkpoint[1])
             log.exception("webhook %s in %s failed", what, change.schema_name)
             errors.append(f"{what}: {type(exc).__name__}: {exc}")
 
     value = change.value
     context = actions.Receipt(number=change.number, received_at=received_at)
-    with schema_context(change.schema_name):
-        if change.field == "messages" and change.number is not None:
-            contacts = _dicts(value.get("contacts"))
-            for message in value.get("messages") or []:
-                if isinstance(message, dict):
-                    attempt(
-                        "message", actions.do_receive_inbound, change.number, message, contacts, received_at
-                    )
-                else:
-                    log.warning("message item that is not an object skipped: %.200r", message)
-            for status in _dicts(value.get("statuses")):
-                attempt("status", actions.do_apply_status, status, received_at)
-            if value.get("errors"):
-                attempt("errors", _record_account_event, change, "messages.errors")
-        elif change.field == "smb_message_echoes" and change.number is not None:
-            for echo in _dicts(value.get("message_echoes")):
-                attempt("echo", actions.do_receive_echo, context, echo)
-        elif change.field == "history" and change.number is not None:
-            for chunk in _dicts(value.get("history")):
-                for thread in _dicts(chunk.get("threads")):
-                    attempt("history thread", actions.do_import_history_thread, context, thread)
-        elif change.field == "user_preferences":
-            for preference in _dicts(value.get("user_preferences")):
-                attempt("user preference", actions.do_set_marketing_preference, context, preference)
-            attempt("account event", _record_account_event, change, change.field)  # the raw record
-        else:
-            attempt("account event", _record_account_event, change, change.field)
+    if change.field == "messages" and change.number is not None:
+        contacts = _dicts(value.get("contacts"))
+        for message in value.get("messages") or []:
+            if isinstance(message, dict) and actions._id(message.get("id")) in handled:
+                continue
+            if isinstance(message, dict):
+                attempt("message", actions.do_receive_inbound, change.number, message, contacts, received_at)
+            else:
+                log.warning("message item that is not an object skipped: %.200r", message)
+        for status in _dicts(value.get("statuses")):
+            attempt("status", actions.do_apply_status, status, received_at)
+        if value.get("errors"):
+            attempt("errors", _record_account_event, change, "messages.errors")
+    elif change.field == "smb_message_echoes" and change.number is not None:
+        for echo in _dicts(value.get("message_echoes")):
+            attempt("echo", actions.do_receive_echo, context, echo)
+    elif change.field == "history" and change.number is not None:
+        for chunk in _dicts(value.get("history")):
+            for thread in _dicts(chunk.get("threads")):
+                attempt("history thread", actions.do_import_history_thread, context, thread)
+    elif change.field == "user_preferences":
+        for preference in _dicts(value.get("user_preferences")):
+            attempt("user preference", actions.do_set_marketing_preference, context, preference)
+        attempt("account event", _record_account_event, change, change.field)  # the raw record
+    else:
+        attempt("account event", _record_account_event, change, change.field)
     return "; ".join(errors) if errors else None
 
 

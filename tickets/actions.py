@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from conversations import events
@@ -276,16 +275,7 @@ def _stop_wait(ticket: Ticket) -> None:
 
 def pick_assignee(rules: SupportRules) -> User | None:
     """Round robin among the tenant's available agents: the one assigned least recently."""
-    membership = (
-        Membership.objects.select_for_update(skip_locked=True)
-        .filter(tenant_id=rules.tenant_id, role=Role.AGENT, is_available=True, user__is_active=True)
-        .order_by(F("last_assigned_at").asc(nulls_first=True), "pk")
-        .first()
-    )
-    if membership is None:
-        return None
-    Membership.objects.filter(pk=membership.pk).update(last_assigned_at=timezone.now())
-    return membership.user
+    return store.current().pick_assignee(rules)
 
 
 # ------------------------------------------------------------------ lifecycle hooks from conversations
@@ -351,6 +341,8 @@ def on_customer_message(
     store.current().save_ticket(ticket)
     if conversation.current_ticket_id != ticket.pk:
         store.current().set_current_ticket(conversation, ticket)
+    else:
+        conversation.current_ticket = ticket  # the conversation's frame shows it: no second read
     conversation.status = conversation_status_of(ticket.status)  # the caller saves the conversation
     return ticket
 
