@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection
 from django.db.models import F
@@ -235,8 +235,11 @@ def current() -> TicketStore:
     return _current.get() or DATABASE
 
 
+AnyStore = TypeVar("AnyStore", bound=TicketStore)
+
+
 @contextmanager
-def using(store: TicketStore) -> Iterator[TicketStore]:
+def using(store: AnyStore) -> Iterator[AnyStore]:
     """Run the block's ticket actions against `store` instead of the database."""
     token = _current.set(store)
     try:
