@@ -1,4 +1,4 @@
-"""Many customer messages of one tenant at once: the webhook applier's fast path.
+"""Many customer messages and delivery statuses of one tenant at once: the webhook applier's fast path.
 
 Each message ends exactly as `actions.do_receive_inbound` would leave it (stored once per wamid, contact and
 conversation created or brought up to date, window, preview, unread count, ticket, counters, an inbox event),
@@ -145,20 +145,24 @@ _CHANGED = (
 
 
 def _save_conversations(conversations: list[Conversation]) -> None:
-    """One UPDATE ... FROM (VALUES ...) for every conversation of the batch (Django's bulk_update builds a CASE
-    per field and row: it cost more than everything else of a batch)."""
-    table = Conversation._meta.db_table
-    columns = ", ".join(name for name, _ in _CHANGED)
-    assignments = ", ".join(f"{name} = v.{name}::{kind}" for name, kind in _CHANGED)
-    rows = ", ".join("(%s" + ", %s" * len(_CHANGED) + ")" for _ in conversations)
+    _update_rows(Conversation, conversations, _CHANGED)
+
+
+def _update_rows(model: Any, rows: list[Any], columns: tuple[tuple[str, str], ...]) -> None:
+    """One UPDATE ... FROM (VALUES ...) for many rows of `model` (Django's bulk_update builds a CASE per column
+    and row: it cost more than everything else of a batch)."""
+    table = model._meta.db_table
+    names = ", ".join(name for name, _ in columns)
+    assignments = ", ".join(f"{name} = v.{name}::{kind}" for name, kind in columns)
+    values = ", ".join("(%s" + ", %s" * len(columns) + ")" for _ in rows)
     params: list[Any] = []
-    for conversation in conversations:
-        params.append(conversation.pk)
-        params.extend(getattr(conversation, name) for name, _ in _CHANGED)
+    for row in rows:
+        params.append(row.pk)
+        params.extend(getattr(row, name) for name, _ in columns)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS c SET {assignments} FROM (VALUES {rows}) AS v(id, {columns}) "  # noqa: S608
-            "WHERE c.id = v.id",
+            f"UPDATE {table} AS t SET {assignments} FROM (VALUES {values}) AS v(id, {names}) "  # noqa: S608
+            "WHERE t.id = v.id",
             params,
         )
 
@@ -261,3 +265,46 @@ def _message(row: _Row, conversation: Conversation, contact: Contact) -> Message
         sender_name=contact.name,
         created_at=row.at,
     )
+
+
+# ------------------------------------------------------------------ delivery statuses
+
+# What a status changes on its message (actions._apply_status_fields).
+_STATUS_CHANGED = (
+    ("status", "text"),
+    ("sent_at", "timestamptz"),
+    ("delivered_at", "timestamptz"),
+    ("read_at", "timestamptz"),
+    ("failed_at", "timestamptz"),
+    ("error_code", "integer"),
+    ("error_title", "text"),
+    ("error_details", "text"),
+)
+
+
+def do_apply_statuses(
+    statuses: list[tuple[dict[str, Any], datetime]],
+) -> list[tuple[dict[str, Any], datetime]]:
+    """Delivery statuses of our outbound messages, in order, as `actions.do_apply_status` applies each (only
+    forward; `failed` terminal), with one read and one write for all. Returns the statuses this cannot apply
+    (a wamid we do not know yet, an unknown status): the caller applies them one by one (kept for later, or
+    ignored). Locks the messages (step 4 of the lock order) in id order."""
+    wamids = {actions._id(status.get("id")) for status, _ in statuses}
+    messages = {
+        message.wamid: message
+        for message in Message.objects.select_for_update()
+        .filter(wamid__in=wamids - {""}, direction=Direction.OUT)
+        .order_by("pk")
+    }
+    later: list[tuple[dict[str, Any], datetime]] = []
+    changed: dict[int, Message] = {}
+    for status, received_at in statuses:
+        message = messages.get(actions._id(status.get("id")))
+        if message is None or actions._status_name(status) not in actions.STATUS_TIME_FIELD:
+            later.append((status, received_at))
+        elif actions._apply_status_fields(message, status, received_at):
+            changed[message.pk] = message
+            record_event("message.updated", message=message_data(message))
+    if changed:
+        _update_rows(Message, sorted(changed.values(), key=lambda message: message.pk), _STATUS_CHANGED)
+    return later

@@ -410,6 +410,7 @@ def apply_batch(schema_name: str, batch: Batch) -> list[tuple[tuple[WebhookEvent
                 ):
                     buffers = (event_buffer, counts)
                     handled = _apply_plain_messages(schema_name, batch, buffers)
+                    handled |= _apply_statuses(schema_name, batch, buffers)
                     for item in batch:
                         error = apply_change(item[1], item[0].received_at, buffers, handled)
                         if error:
@@ -432,7 +433,7 @@ def apply_batch(schema_name: str, batch: Batch) -> list[tuple[tuple[WebhookEvent
 Buffers = tuple[events.EventBuffer, ticket_store.BatchStore]
 
 
-def _apply_plain_messages(schema_name: str, batch: Batch, buffers: Buffers) -> set[str]:
+def _apply_plain_messages(schema_name: str, batch: Batch, buffers: Buffers) -> set[Any]:
     """The batch's plain customer messages, all at once (conversations.inbound_batch), in a savepoint of their
     own. Returns the wamids it took care of; should it fail, none: they are then applied one by one."""
     plain = [
@@ -461,6 +462,31 @@ def _apply_plain_messages(schema_name: str, batch: Batch, buffers: Buffers) -> s
     }
 
 
+def _apply_statuses(schema_name: str, batch: Batch, buffers: Buffers) -> set[Any]:
+    """The batch's delivery statuses, all at once, in a savepoint of their own. Returns the ids (`id()`) of
+    the status objects it applied; should it fail, none: they are then applied one by one."""
+    statuses = [
+        (status, event.received_at)
+        for event, change in batch
+        if change.field == "messages" and change.number is not None
+        for status in _dicts(change.value.get("statuses"))
+    ]
+    if not statuses:
+        return set()
+    checkpoint = (buffers[0].checkpoint(), buffers[1].checkpoint())
+    try:
+        with transaction.atomic():
+            later = inbound_batch.do_apply_statuses(statuses)
+    except Exception:
+        buffers[0].rollback_to(checkpoint[0])
+        buffers[1].rollback_to(checkpoint[1])
+        log.exception(
+            "%d statuses in %s could not be applied at once; one by one instead", len(statuses), schema_name
+        )
+        return set()
+    return {id(status) for status, _ in statuses} - {id(status) for status, _ in later}
+
+
 def _lock_applier(schema_name: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [schema_name + ".webhook_apply"])
@@ -470,11 +496,12 @@ def apply_change(
     change: ChangeWork,
     received_at: datetime,
     batch: Buffers | None = None,
-    handled: set[str] | frozenset[str] = frozenset(),
+    handled: set[Any] | frozenset[Any] = frozenset(),
 ) -> str | None:
     """Apply one change in the current tenant's schema, every item in a transaction of its own (inside a
     batch: a savepoint of its own, whose buffered events and counts go with it on a rollback), so that one bad
-    item never loses the others; messages whose wamid is in `handled` were stored with the whole batch.
+    item never loses the others; messages whose wamid is in `handled`, and statuses whose `id()` is, were
+    applied with the whole batch.
     Returns the error of the items that failed, or None."""
     errors: list[str] = []
 
@@ -502,7 +529,8 @@ def apply_change(
             else:
                 log.warning("message item that is not an object skipped: %.200r", message)
         for status in _dicts(value.get("statuses")):
-            attempt("status", actions.do_apply_status, status, received_at)
+            if id(status) not in handled:  # the very object the batch applied: `id` is its identity
+                attempt("status", actions.do_apply_status, status, received_at)
         if value.get("errors"):
             attempt("errors", _record_account_event, change, "messages.errors")
     elif change.field == "smb_message_echoes" and change.number is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations import webhooks
+from conversations import actions, webhooks
 from conversations.models import Conversation, InboxEvent, Message, PendingStatus
 from helpdesk.tenancy.models import WebhookEvent
 from tests.conftest import ACME, GLOBEX, post_webhook
@@ -172,6 +172,11 @@ def snapshot(schema: str) -> dict[str, Any]:
                 m.edited_at,
                 m.reactions,
                 m.original_text,
+                m.delivered_at,  # (sent_at is the moment the Graph API answered: not a webhook's)
+                m.read_at,
+                m.failed_at,
+                m.error_code,
+                m.error_details,
             )
             for m in Message.objects.select_related("conversation__contact").order_by("created_at", "wamid")
         ]
@@ -250,10 +255,49 @@ def updates_before_their_message() -> tuple[list[bytes], list[bytes]]:
     return [webhook(ACME, *early)], [webhook(ACME, message)]
 
 
+def sent_by_us(wa_id: str, wamids: list[str]) -> None:
+    """Replies to a customer in both tenants, accepted by the Graph API with these wamids."""
+    for schema in ("acme", "globex"):
+        with schema_context(schema):
+            conversation = Conversation.objects.get(contact__wa_id=wa_id)
+            for wamid in wamids:
+                queued = actions.do_queue_outbound(
+                    conversation,
+                    type="text",
+                    text="ok",
+                    content={"body": "ok"},
+                    sender_kind="bot",
+                    at=datetime.fromtimestamp(NOW - 10, tz=UTC),
+                )
+                actions.do_mark_sent(queued.pk, wamid)
+
+
+def statuses_of(wamids: list[str]) -> list[bytes]:
+    """Every delivery status a reply can get, some twice, some late, one failure, in three POSTs."""
+    first, second = wamids
+
+    def status(wamid: str, name: str, at: int, **extra: Any) -> dict[str, Any]:
+        return {"id": wamid, "status": name, "timestamp": str(at), "recipient_id": "6281100000001", **extra}
+
+    failure = {"code": 131047, "title": "Re-engagement message", "error_data": {"details": "window closed"}}
+    return [
+        webhook(ACME, statuses=[status(first, "sent", NOW), status(first, "delivered", NOW + 1)]),
+        webhook(
+            ACME,
+            statuses=[status(first, "read", NOW + 5), status(second, "failed", NOW + 2, errors=[failure])],
+        ),
+        webhook(ACME, statuses=[status(first, "delivered", NOW + 1), status(second, "delivered", NOW + 3)]),
+    ]
+
+
 def test_a_batch_leaves_exactly_what_applying_every_item_on_its_own_leaves(db):
     # given a day of webhooks: acme's are applied in batches, the same ones to globex item by item
     early, late = updates_before_their_message()
-    for phase in (a_day_of_webhooks(), early, late):
+    replies = ["wamid.OUT" + secrets.token_hex(8), "wamid.OUT" + secrets.token_hex(8)]
+    for phase in (a_day_of_webhooks(), early, late, "replies", statuses_of(replies)):
+        if phase == "replies":
+            sent_by_us("6281100000001", replies)
+            continue
         for body in phase:
             store(body)
         assert webhooks.process_pending_events() == len(phase)
@@ -262,8 +306,9 @@ def test_a_batch_leaves_exactly_what_applying_every_item_on_its_own_leaves(db):
     # then both tenants hold the same messages, conversations, tickets, counters and inbox events
     batch, alone = snapshot("acme"), snapshot("globex")
     assert batch == alone
-    # and the day is what it should be: six customers, ten messages once each, the edits and reactions applied
-    assert len(batch["messages"]) == 10
+    # and the day is what it should be: six customers, ten messages once each (and our two replies), the edits
+    # and reactions applied
+    assert len(batch["messages"]) == 12
     assert batch["counters"] == {"messages_in": 10, "tickets_opened": 6}
     rina_first = next(m for m in batch["messages"] if m[1] == "6281100000001")
     assert (rina_first[3], rina_first[9]["customer"]["emoji"]) == ("halo!", "👍")
