@@ -15,7 +15,6 @@ and the inbox-event lock come at the batch's end.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,6 +83,9 @@ def do_receive_inbound_batch(items: list[Inbound]) -> list[Inbound]:
     do_receive_inbound after all (a BSUID we have not seen with that phone number): the caller applies them one
     by one. Runs inside the caller's transaction; on any error nothing of the batch remains (the caller's
     savepoint) and the caller applies every item one by one."""
+    store = ticket_store.current()
+    if not isinstance(store, ticket_store.BatchStore):
+        raise RuntimeError("messages are stored in bulk inside a batch (tickets.store.using(BatchStore()))")
     rows: list[_Row] = []
     seen: set[str] = set()
     for item in items:
@@ -101,24 +103,23 @@ def do_receive_inbound_batch(items: list[Inbound]) -> list[Inbound]:
     known = set(Message.objects.filter(wamid__in=seen).values_list("wamid", flat=True))
     rows = [row for row in rows if row.wamid not in known]
     contacts = _contacts_of(rows)
-    later = [row.item for row in rows if row.user_id and contacts[_key(row)].user_id != row.user_id]
+    # A BSUID that is news for this customer: do_receive_inbound decides whose it is.
+    later = [row for row in rows if row.user_id and contacts[_key(row)].user_id != row.user_id]
     rows = [row for row in rows if not (row.user_id and contacts[_key(row)].user_id != row.user_id)]
     if not rows:
-        return later
+        return [row.item for row in later]
     conversations = _locked_conversations_of(rows, contacts)
-    store = ticket_store.current()
     tickets = Ticket.objects.select_for_update().filter(
         pk__in=[c.current_ticket_id for c in conversations.values() if c.current_ticket_id]
     )
-    if isinstance(store, ticket_store.BatchStore):
-        store.preload_tickets(list(tickets.order_by("pk")))
+    store.preload_tickets(list(tickets.order_by("pk")))
     pending = set(
         PendingStatus.objects.filter(wamid__in=[row.wamid for row in rows]).values_list("wamid", flat=True)
     )
     messages = Message.objects.bulk_create(
         [_message(row, conversations[contacts[_key(row)].pk], contacts[_key(row)]) for row in rows]
     )
-    with store.deferred_tickets() if isinstance(store, ticket_store.BatchStore) else nullcontext():
+    with store.deferred_tickets():
         for row, stored in zip(rows, messages, strict=True):
             conversation = conversations[contacts[_key(row)].pk]
             if stored.wamid in pending and actions._apply_pending(stored):
@@ -129,7 +130,7 @@ def do_receive_inbound_batch(items: list[Inbound]) -> list[Inbound]:
                 "message.created", message=message_data(stored), conversation=conversation_data(conversation)
             )
     _save_conversations(sorted(conversations.values(), key=lambda conversation: conversation.pk))
-    return later
+    return [row.item for row in later]
 
 
 # What a customer message changes on its conversation (apply_inbound_to_conversation, on_customer_message).
