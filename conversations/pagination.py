@@ -1,4 +1,7 @@
-"""Keyset pages for the conversation list, in DRF's envelope `{count, next, previous, results}`.
+"""Pages of the API's lists, in DRF's envelope `{count, next, previous, results}`: keyset pages for the
+conversation list, numbered pages for the others; `?page_size=` on both (helpdesk.params.page_size_param).
+
+Keyset pages for the conversation list:
 
 The inbox changes while an agent scrolls it. With page numbers, a conversation that leaves the list above the
 page boundary (resolved under `?status=open`, answered under `?ordering=window`) pulls the first row of the next
@@ -19,12 +22,12 @@ from typing import Any
 
 from django.db.models import F, Model, Q, QuerySet
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import BasePagination
+from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from helpdesk.params import is_id
+from helpdesk.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PAGE_SIZE_SCHEMA, is_id, page_size_param
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,6 @@ def _smaller(key: SortKey, cursor: Cursor) -> Q:
 class KeysetPagination(BasePagination):
     """The view says how its list is sorted in `sort_key` (a SortKey)."""
 
-    page_size = 50
     cursor_query_param = "cursor"
 
     def paginate_queryset(
@@ -94,6 +96,7 @@ class KeysetPagination(BasePagination):
     ) -> list[Any]:
         assert isinstance(queryset, QuerySet), "keyset pages need a queryset"
         key: SortKey = view.sort_key
+        self.page_size = page_size_param(request.query_params)
         token = request.query_params.get(self.cursor_query_param)
         cursor = Cursor.decode(token) if token else None
         self.request, self.key, self.count = request, key, queryset.count()
@@ -148,5 +151,24 @@ class KeysetPagination(BasePagination):
                 "in": "query",
                 "description": "Where the page starts: taken from `next` or `previous`.",
                 "schema": {"type": "string"},
-            }
+            },
+            dict(PAGE_SIZE_SCHEMA),
+        ]
+
+
+class NumberedPagination(PageNumberPagination):
+    """DRF's page numbers (`?page=2`, `?page=last`) with `?page_size=` (REST_FRAMEWORK's default pagination):
+    an invalid page size is a 400 instead of DRF's silent default."""
+
+    page_size = DEFAULT_PAGE_SIZE
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+
+    def get_page_size(self, request: Request) -> int:
+        return page_size_param(request.query_params, self.page_size_query_param)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            dict(PAGE_SIZE_SCHEMA) if parameter["name"] == self.page_size_query_param else parameter
+            for parameter in super().get_schema_operation_parameters(view)
         ]

@@ -1,12 +1,42 @@
-"""The API shape of conversations and messages; websocket frames carry exactly the same shape."""
+"""The API shape of conversations and messages; websocket frames carry exactly the same shape.
+
+The fields are declared the DRF way (the OpenAPI schema and the field list come from them), but the serializers
+that lists render by the page write their dicts by hand: DRF's generic field loop (a field object, attribute
+lookup and time zone conversion per value) cost more than the query of the page itself. Each hand-written
+`to_representation` gives exactly what DRF's loop gives for the declared fields (tests/test_api_serializers.py
+compares them on every field); a field added to `Meta.fields` must be added there too.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from conversations.models import Contact, Conversation, Message, Note
+
+
+def moment(value: datetime | None, zone: tzinfo) -> str | None:
+    """A time as DRF's DateTimeField writes it (ISO 8601 in the current time zone, UTC as `Z`); None for none."""
+    if value is None:
+        return None
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _text(value: Any) -> str | None:
+    """A CharField or ChoiceField value as DRF writes it (a choice as its plain value)."""
+    return None if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 class ContactSerializer(serializers.ModelSerializer[Contact]):
@@ -23,6 +53,23 @@ class ContactSerializer(serializers.ModelSerializer[Contact]):
             "marketing",
             "marketing_changed_at",
         ]
+
+    def to_representation(self, instance: Contact) -> dict[str, Any]:
+        return contact_representation(instance, timezone.get_current_timezone())
+
+
+def contact_representation(contact: Contact, zone: tzinfo) -> dict[str, Any]:
+    return {
+        "id": contact.pk,
+        "wa_id": _text(contact.wa_id),
+        "user_id": _text(contact.user_id),
+        "username": _text(contact.username),
+        "name": _text(contact.name),
+        "opted_in_at": moment(contact.opted_in_at, zone),
+        "opted_out_at": moment(contact.opted_out_at, zone),
+        "marketing": _text(contact.marketing),
+        "marketing_changed_at": moment(contact.marketing_changed_at, zone),
+    }
 
 
 class TicketSummarySerializer(serializers.Serializer[Any]):
@@ -63,6 +110,35 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
 
     def get_number(self, conversation: Conversation) -> dict[str, Any]:
         return {"id": conversation.number_id, "display_number": conversation.number.display_number}
+
+    def to_representation(self, instance: Conversation) -> dict[str, Any]:
+        zone = timezone.get_current_timezone()
+        ticket = instance.current_ticket
+        return {
+            "id": instance.pk,
+            "contact": contact_representation(instance.contact, zone),
+            "number": self.get_number(instance),
+            "status": _text(instance.status),
+            "last_message_at": moment(instance.last_message_at, zone),
+            "last_message_preview": _text(instance.last_message_preview),
+            "last_inbound_at": moment(instance.last_inbound_at, zone),
+            "window_expires_at": moment(instance.window_expires_at, zone),
+            "unread_count": _int(instance.unread_count),
+            "ticket": None
+            if ticket is None
+            else {
+                "id": _int(ticket.pk),
+                "status": _text(ticket.status),
+                "priority": _text(ticket.priority),
+                "assignee_id": _int(ticket.assignee_id),
+                "waiting_since": moment(ticket.waiting_since, zone),
+                "awaiting_first_response": _bool(ticket.awaiting_first_response),
+                "reopen_count": _int(ticket.reopen_count),
+                "response_due_at": moment(ticket.response_due_at, zone),
+                "resolution_due_at": moment(ticket.resolution_due_at, zone),
+            },
+            "created_at": moment(instance.created_at, zone),
+        }
 
 
 class MessageSerializer(serializers.ModelSerializer[Message]):
@@ -113,11 +189,34 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         }
 
     def to_representation(self, instance: Message) -> dict[str, Any]:
-        data: dict[str, Any] = super().to_representation(instance)
-        if instance.deleted_at is not None:
-            data["text"] = ""
-            data["content"] = {}
-        return data
+        zone = timezone.get_current_timezone()
+        deleted = instance.deleted_at is not None
+        return {
+            "id": instance.pk,
+            "conversation": _int(instance.conversation_id),
+            "direction": _text(instance.direction),
+            "type": _text(instance.type),
+            "text": "" if deleted else _text(instance.text),
+            "content": {} if deleted else instance.content,
+            "status": _text(instance.status),
+            "wamid": _text(instance.wamid),
+            "reply_to_wamid": _text(instance.reply_to_wamid),
+            "sender_kind": _text(instance.sender_kind),
+            "sender_name": _text(instance.sender_name),
+            "created_at": moment(instance.created_at, zone),
+            "sent_at": moment(instance.sent_at, zone),
+            "delivered_at": moment(instance.delivered_at, zone),
+            "read_at": moment(instance.read_at, zone),
+            "failed_at": moment(instance.failed_at, zone),
+            "error_code": _int(instance.error_code),
+            "error_title": _text(instance.error_title),
+            "error_details": _text(instance.error_details),
+            "edited_at": moment(instance.edited_at, zone),
+            "deleted": deleted,
+            "deleted_at": moment(instance.deleted_at, zone),
+            "reactions": self.get_reactions(instance),
+            "is_history": _bool(instance.is_history),
+        }
 
 
 class NoteSerializer(serializers.ModelSerializer[Note]):
