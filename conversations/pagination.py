@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -116,9 +116,12 @@ class KeysetPagination(BasePagination):
         self.has_previous = bool(rows) and (cursor is not None if forward else more)
         return rows
 
-    def _link(self, row: Model, forward: bool) -> str:
+    def _link(self, row: Model | Mapping[str, Any], forward: bool) -> str:
         url = remove_query_param(self.request.build_absolute_uri(), "page")
-        cursor = Cursor(forward, getattr(row, self.key.field), int(row.pk))  # type: ignore[arg-type]
+        if isinstance(row, Mapping):  # a row of values(), with the sort key and the id
+            cursor = Cursor(forward, row[self.key.field], int(row["id"]))
+        else:
+            cursor = Cursor(forward, getattr(row, self.key.field), int(row.pk))  # type: ignore[arg-type]
         return replace_query_param(url, self.cursor_query_param, cursor.encode())
 
     def get_paginated_response(self, data: Any) -> Response:

@@ -1,9 +1,9 @@
 """What a request to the inbox API costs the database: the same statements for a page of 3 as for a page of 50
 (no query per row), `SET search_path` exactly once per request (also on a connection fresh from the pool), and
-token authentication reading only the token it was given.
+token authentication reading only the token it was given, with its user and membership, in one statement.
 
 A request to a list runs, in order: the tenant of the Host (one statement naming its schema), the tenant's search
-path, the token with its user, the membership, the count and the page."""
+path, the token with its user and membership, the count and the page."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tests.conftest import ACME, fresh_wa_id, issue_token, tenant_client
 from tickets.models import Ticket
 
 NOW = int(time.time())
-LIST_STATEMENTS = 6  # tenant, SET search_path, token, membership, count, page
+LIST_STATEMENTS = 5  # tenant, SET search_path, token (user, membership), count, page
 
 
 def receive(number: Any, wa_id: str, text: str, ts: int) -> Message:
@@ -177,16 +177,39 @@ def test_the_search_path_is_set_once_on_a_connection_back_from_the_pool(committe
     assert sets == [1, 1, 1]
 
 
-def test_a_request_reads_only_its_own_token(db, alice, alice_api):
+def test_a_request_reads_its_own_token_user_and_membership_in_one_statement(db, alice, alice_api):
     # given alice has four more tokens
     for _ in range(4):
         issue_token(alice)
 
     # when she calls the API
-    sql, _ = statements(alice_api, "/api/v1/me/")
+    sql, response = statements(alice_api, "/api/v1/me/")
 
-    # then one statement reads her token (with her user); none reads her other tokens
+    # then one statement reads her token with her user and membership; none reads her other tokens
+    assert response.json() == {
+        "id": alice.pk,
+        "email": "alice@acme.test",
+        "name": "Alice",
+        "role": "agent",
+        "available": True,
+    }
     assert len([s for s in sql if "knox_authtoken" in s]) == 1
+    assert [s for s in sql if "tenancy_membership" in s] == [s for s in sql if "knox_authtoken" in s]
+    assert len(sql) == 3  # tenant, SET search_path, token (user, membership)
+
+
+def test_a_token_of_a_member_of_another_tenant_is_refused(db, bob):
+    # given bob's token (globex)
+    api = tenant_client(ACME, issue_token(bob))
+
+    # when he calls acme's API, then he is refused as no member
+    response = api.get("/api/v1/conversations/")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "You are not a member of this helpdesk.",
+        "code": "permission_denied",
+    }
 
 
 def test_issuing_a_token_deletes_the_users_expired_tokens(db, alice, sam):
