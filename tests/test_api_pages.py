@@ -217,3 +217,75 @@ def test_the_schema_documents_page_size_on_every_list(db, alice_api):
         assert parameters["page_size"]["in"] == "query"
         assert parameters["page_size"]["schema"] == {"type": "integer", "minimum": 1, "default": 50}
         assert "400" in schema["paths"][path]["get"]["responses"]
+
+
+# ------------------------------------------------------------------ page numbers, as DRF numbers them
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "4", "99999999999999999999999", "9" * 5000])
+def test_a_page_that_is_not_there_is_drfs_404(db, acme_number, alice_api, page):
+    # given a conversation with 5 messages: three pages of 2
+    conversation_id, _ = thread(acme_number, 5)
+
+    response = alice_api.get(
+        f"/api/v1/conversations/{conversation_id}/messages/", {"page": page, "page_size": "2"}
+    )
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid page.", "code": "not_found"}
+
+
+def test_every_page_by_number_and_the_last_one(db, acme_number, alice_api):
+    # given a conversation with 5 messages
+    conversation_id, ids = thread(acme_number, 5)
+    url = f"/api/v1/conversations/{conversation_id}/messages/"
+
+    # when alice reads pages 1 to 3 of 2, page " 2" (Django reads it as 2) and the last page
+    pages = [
+        alice_api.get(url, {"page": page, "page_size": "2"}).json() for page in ("1", "2", "3", " 2", "last")
+    ]
+
+    # then they are DRF's pages
+    assert [[m["id"] for m in page["results"]] for page in pages] == [
+        ids[0:2],
+        ids[2:4],
+        ids[4:],
+        ids[2:4],
+        ids[4:],
+    ]
+    assert [page["count"] for page in pages] == [5] * 5
+    assert [(page["previous"], page["next"]) for page in pages[:3]] == [
+        (None, f"http://acme.localhost{url}?page=2&page_size=2"),
+        (f"http://acme.localhost{url}?page_size=2", f"http://acme.localhost{url}?page=3&page_size=2"),
+        (f"http://acme.localhost{url}?page=2&page_size=2", None),
+    ]
+    assert pages[4]["previous"] == f"http://acme.localhost{url}?page=2&page_size=2"
+
+
+def test_the_last_page_of_a_full_last_page_and_of_an_empty_list(db, acme_number, alice_api):
+    conversation_id, ids = thread(acme_number, 4)
+    url = f"/api/v1/conversations/{conversation_id}/"
+
+    full = alice_api.get(f"{url}messages/?page=last&page_size=2").json()
+    empty = alice_api.get(f"{url}notes/?page=last").json()
+
+    assert [m["id"] for m in full["results"]] == ids[2:]
+    assert (full["count"], full["next"]) == (4, None)
+    assert empty == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+def test_an_empty_page_past_a_cursor_still_counts_the_list(db, acme_number, alice_api):
+    # given the first page of 2 of the conversations, and every conversation after it resolved meanwhile
+    for i in range(3):
+        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
+    first = alice_api.get("/api/v1/conversations/?status=open&page_size=2").json()
+    shown = {c["id"] for c in first["results"]}
+    with schema_context("acme"):
+        for conversation in Conversation.objects.filter(status="open").exclude(pk__in=shown):
+            actions.do_set_conversation_status(conversation, "resolved")
+
+    # when alice follows `next`
+    second = alice_api.get(path_of(first["next"])).json()
+
+    # then the page is empty and the count is the open conversations' (the two shown)
+    assert second == {"count": 2, "next": None, "previous": None, "results": []}

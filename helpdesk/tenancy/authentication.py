@@ -98,11 +98,14 @@ def _tokens_with_membership(key: str, tenant: Tenant | None) -> Iterator[tuple[A
             ]
             built.append(model.from_db(connection.alias, [f.attname for f in fields], converted))
         auth_token, user, membership = built
-        assert isinstance(auth_token, AuthToken) and isinstance(user, User)
+        assert isinstance(auth_token, AuthToken)
+        assert isinstance(user, User)
         auth_token.user = user
         if isinstance(membership, Membership):
             membership.user = user
-        yield auth_token, membership if isinstance(membership, Membership) else None
+            yield auth_token, membership
+        else:
+            yield auth_token, None
 
 
 def _from_db(field: Any, value: Any, conn: Any) -> Any:
