@@ -126,7 +126,9 @@ class KeysetPagination(BasePagination):
         # Reading backwards is reading the reversed list forwards, then turning the page around.
         list_descending = key.descending == forward
         page = with_total(queryset)
-        if getattr(view, "row_values", None):  # rows of values (counted before: no joins for them in the count)
+        if getattr(
+            view, "row_values", None
+        ):  # rows of values (counted before: no joins for them in the count)
             page = page.values(*view.row_values, TOTAL)
         if cursor is not None:
             page = page.filter(_smaller(key, cursor) if list_descending else _greater(key, cursor))

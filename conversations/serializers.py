@@ -17,6 +17,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from django.db.models import Model
+from django.db.models.manager import BaseManager
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -54,6 +55,16 @@ def values_of(instance: Model, paths: Sequence[str]) -> dict[str, Any]:
             value = None if value is None else getattr(value, part)
         row[path] = value
     return row
+
+
+class _Rows(serializers.ListSerializer[Any]):
+    """A list of the child's representations, the current time zone looked up once for the list (DRF looks it
+    up for every time of every row)."""
+
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        zone = timezone.get_current_timezone()
+        rows = data.all() if isinstance(data, BaseManager) else data
+        return [self.child.represent(row, zone) for row in rows]  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------ conversations
@@ -175,13 +186,16 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
             "created_at",
         ]
         read_only_fields = fields
+        list_serializer_class = _Rows
 
     def get_number(self, conversation: Conversation) -> dict[str, Any]:
         return {"id": conversation.number_id, "display_number": conversation.number.display_number}
 
     def to_representation(self, instance: Conversation | Mapping[str, Any]) -> dict[str, Any]:
+        return self.represent(instance, timezone.get_current_timezone())
+
+    def represent(self, instance: Conversation | Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
         row = instance if isinstance(instance, Mapping) else values_of(instance, CONVERSATION_VALUES)
-        zone = timezone.get_current_timezone()
         return {
             "id": _int(row["id"]),
             "contact": _contact(row, zone),
@@ -238,6 +252,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "is_history",
         ]
         read_only_fields = fields
+        list_serializer_class = _Rows
 
     def get_deleted(self, message: Message) -> bool:
         return message.deleted_at is not None
@@ -246,8 +261,10 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         return _reactions(message.reactions)
 
     def to_representation(self, instance: Message | Mapping[str, Any]) -> dict[str, Any]:
+        return self.represent(instance, timezone.get_current_timezone())
+
+    def represent(self, instance: Message | Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
         row = instance if isinstance(instance, Mapping) else values_of(instance, MESSAGE_VALUES)
-        zone = timezone.get_current_timezone()
         deleted = row["deleted_at"] is not None
         return {
             "id": _int(row["id"]),

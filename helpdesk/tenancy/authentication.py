@@ -72,7 +72,9 @@ def _columns(model: type[Model], alias: str) -> list[str]:
 def _tokens_with_membership(key: str, tenant: Tenant | None) -> Iterator[tuple[AuthToken, Membership | None]]:
     """The tokens under `key` (knox's prefix), each with its user and the user's membership of `tenant`."""
     public = connection.ops.quote_name(get_public_schema_name())
-    tables = {model: connection.ops.quote_name(model._meta.db_table) for model in (AuthToken, User, Membership)}
+    tables = {
+        model: connection.ops.quote_name(model._meta.db_table) for model in (AuthToken, User, Membership)
+    }
     models: list[tuple[type[Model], str]] = [(AuthToken, "t"), (User, "u"), (Membership, "m")]
     sql = (
         f"SELECT {', '.join(column for model, alias in models for column in _columns(model, alias))} "  # noqa: S608
@@ -93,9 +95,7 @@ def _tokens_with_membership(key: str, tenant: Tenant | None) -> Iterator[tuple[A
             if own[[f.primary_key for f in fields].index(True)] is None:  # no membership (LEFT JOIN)
                 built.append(None)
                 continue
-            converted = [
-                _from_db(field, value, connection) for field, value in zip(fields, own, strict=True)
-            ]
+            converted = [_from_db(field, value, connection) for field, value in zip(fields, own, strict=True)]
             built.append(model.from_db(connection.alias, [f.attname for f in fields], converted))
         auth_token, user, membership = built
         assert isinstance(auth_token, AuthToken)

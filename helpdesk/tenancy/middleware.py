@@ -43,12 +43,18 @@ def tenant_for_hostname(hostname: str) -> Tenant | None:
     """The tenant whose domain `hostname` is, in one statement that does not depend on the search path."""
     public = connection.ops.quote_name(get_public_schema_name())
     domains, tenants = (connection.ops.quote_name(model._meta.db_table) for model in (Domain, Tenant))
+    fields = Tenant._meta.concrete_fields
+    columns = ", ".join(f"t.{connection.ops.quote_name(field.column)}" for field in fields)
     sql = (
-        f"SELECT t.* FROM {public}.{domains} d JOIN {public}.{tenants} t ON t.id = d.tenant_id "  # noqa: S608 (quoted names)
+        f"SELECT {columns} FROM {public}.{domains} d JOIN {public}.{tenants} t ON t.id = d.tenant_id "  # noqa: S608 (quoted names)
         "WHERE d.domain = %s"
     )
-    with _search_path_not_needed():
-        return next(iter(Tenant.objects.raw(sql, [hostname])), None)
+    with _search_path_not_needed(), connection.cursor() as cursor:
+        cursor.execute(sql, [hostname])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Tenant.from_db(connection.alias, [field.attname for field in fields], list(row))
 
 
 @contextmanager
