@@ -66,7 +66,9 @@ class TokenAuthentication(auth.TokenAuthentication):
 
 
 def _columns(model: type[Model], alias: str) -> list[str]:
-    return [f"{alias}.{connection.ops.quote_name(field.column)}" for field in model._meta.concrete_fields]
+    return [
+        f"{alias}.{connection.ops.quote_name(str(field.column))}" for field in model._meta.concrete_fields
+    ]
 
 
 def _tokens_with_membership(key: str, tenant: Tenant | None) -> Iterator[tuple[AuthToken, Membership | None]]:

@@ -30,11 +30,11 @@ class TenantMiddleware(TenantMainMiddleware):
             return HttpResponseNotFound()
         tenant = tenant_for_hostname(hostname)
         if tenant is None:
-            connection.set_schema_to_public()
+            connection.set_schema_to_public()  # type: ignore[attr-defined]
             return self.no_tenant_found(request, hostname)  # type: ignore[no-any-return]
         tenant.domain_url = hostname
         request.tenant = tenant  # type: ignore[attr-defined]
-        connection.set_tenant(tenant)
+        connection.set_tenant(tenant)  # type: ignore[attr-defined]
         self.setup_url_routing(request)
         return None
 
