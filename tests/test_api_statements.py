@@ -82,6 +82,23 @@ def test_the_conversation_list_runs_the_same_statements_for_3_conversations_as_f
     assert search_path_sets(small) == search_path_sets(large) == 1
 
 
+def test_the_browser_inbox_signed_in_with_a_session_runs_as_many_statements_for_3_as_for_50(
+    db, acme_number, alice
+):
+    # given 50 conversations and alice signed in in a browser (the inbox calls the API with its session)
+    for i in range(50):
+        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
+    browser = tenant_client(ACME)
+    browser.force_login(alice)
+
+    small, _ = statements(browser, "/api/v1/conversations/?page_size=3")
+    large, _ = statements(browser, "/api/v1/conversations/?page_size=50")
+
+    # then: tenant, search path, session, user, membership, page (with the count), for both
+    assert len(small) == len(large) == LIST_STATEMENTS + 2
+    assert search_path_sets(small) == search_path_sets(large) == 1
+
+
 @pytest.mark.parametrize("ordering", ["?status=open", "?ordering=window"])
 def test_the_filtered_conversation_lists_run_the_same_statements(db, acme_number, alice_api, ordering):
     for i in range(5):
