@@ -1,4 +1,7 @@
-"""Keyset pages for the conversation list, in DRF's envelope `{count, next, previous, results}`.
+"""Pages of the API's lists, in DRF's envelope `{count, next, previous, results}`: keyset pages for the
+conversation list, numbered pages for the others; `?page_size=` on both (helpdesk.params.page_size_param).
+
+Keyset pages for the conversation list:
 
 The inbox changes while an agent scrolls it. With page numbers, a conversation that leaves the list above the
 page boundary (resolved under `?status=open`, answered under `?ordering=window`) pulls the first row of the next
@@ -12,19 +15,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import F, Model, Q, QuerySet
-from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import BasePagination
+from django.core.paginator import Page
+from django.db.models import F, IntegerField, Model, Q, QuerySet, Subquery
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from helpdesk.params import is_id
+from helpdesk.params import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE_SIZE, PAGE_SIZE_SCHEMA, is_id, page_size_param
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,26 @@ class Cursor:
             ) from None
 
 
+TOTAL = "list_total_"
+
+
+class _Count(Subquery):
+    """The number of rows of a queryset, as a scalar subquery: PostgreSQL computes it once per statement."""
+
+    template = "(SELECT count(*) FROM (%(subquery)s) counted)"
+    output_field = IntegerField()
+
+
+def with_total(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """`queryset` with the number of its rows on every row (TOTAL): the count of a list comes with its page,
+    in the same statement (filters added afterwards, a cursor's, narrow the page, not the count)."""
+    return queryset.annotate(**{TOTAL: _Count(queryset.order_by().values("pk"))})
+
+
+def total_of(row: Any) -> int:
+    return int(row[TOTAL] if isinstance(row, Mapping) else getattr(row, TOTAL))
+
+
 def _greater(key: SortKey, cursor: Cursor) -> Q:
     """Rows above the cursor's row in natural order (value, then id; NULL the largest value)."""
     if cursor.value is None:
@@ -84,9 +108,9 @@ def _smaller(key: SortKey, cursor: Cursor) -> Q:
 
 
 class KeysetPagination(BasePagination):
-    """The view says how its list is sorted in `sort_key` (a SortKey)."""
+    """The view says how its list is sorted in `sort_key` (a SortKey), and may ask for rows of values (dicts)
+    instead of model instances in `row_values`."""
 
-    page_size = 50
     cursor_query_param = "cursor"
 
     def paginate_queryset(
@@ -94,16 +118,24 @@ class KeysetPagination(BasePagination):
     ) -> list[Any]:
         assert isinstance(queryset, QuerySet), "keyset pages need a queryset"
         key: SortKey = view.sort_key
+        self.page_size = page_size_param(request.query_params)
         token = request.query_params.get(self.cursor_query_param)
         cursor = Cursor.decode(token) if token else None
-        self.request, self.key, self.count = request, key, queryset.count()
+        self.request, self.key = request, key
         forward = cursor is None or cursor.forward
         # Reading backwards is reading the reversed list forwards, then turning the page around.
         list_descending = key.descending == forward
+        page = with_total(queryset)
+        if getattr(
+            view, "row_values", None
+        ):  # rows of values (counted before: no joins for them in the count)
+            page = page.values(*view.row_values, TOTAL)
         if cursor is not None:
-            queryset = queryset.filter(_smaller(key, cursor) if list_descending else _greater(key, cursor))
+            page = page.filter(_smaller(key, cursor) if list_descending else _greater(key, cursor))
         order = F(key.field).desc() if list_descending else F(key.field).asc()
-        rows = list(queryset.order_by(order, "-pk" if list_descending else "pk")[: self.page_size + 1])
+        rows = list(page.order_by(order, "-pk" if list_descending else "pk")[: self.page_size + 1])
+        # The count came with the rows; an empty page past a cursor asks for it (no cursor, no rows: none).
+        self.count = total_of(rows[0]) if rows else (queryset.count() if cursor is not None else 0)
         more = len(rows) > self.page_size
         rows = rows[: self.page_size]
         if not forward:
@@ -113,9 +145,12 @@ class KeysetPagination(BasePagination):
         self.has_previous = bool(rows) and (cursor is not None if forward else more)
         return rows
 
-    def _link(self, row: Model, forward: bool) -> str:
+    def _link(self, row: Model | Mapping[str, Any], forward: bool) -> str:
         url = remove_query_param(self.request.build_absolute_uri(), "page")
-        cursor = Cursor(forward, getattr(row, self.key.field), int(row.pk))  # type: ignore[arg-type]
+        if isinstance(row, Mapping):  # a row of values(), with the sort key and the id
+            cursor = Cursor(forward, row[self.key.field], int(row["id"]))
+        else:
+            cursor = Cursor(forward, getattr(row, self.key.field), int(row.pk))  # type: ignore[arg-type]
         return replace_query_param(url, self.cursor_query_param, cursor.encode())
 
     def get_paginated_response(self, data: Any) -> Response:
@@ -148,5 +183,61 @@ class KeysetPagination(BasePagination):
                 "in": "query",
                 "description": "Where the page starts: taken from `next` or `previous`.",
                 "schema": {"type": "string"},
-            }
+            },
+            dict(PAGE_SIZE_SCHEMA),
+        ]
+
+
+class NumberedPagination(PageNumberPagination):
+    """DRF's page numbers (`?page=2`, `?page=last`) with `?page_size=` (REST_FRAMEWORK's default pagination):
+    an invalid page size is a 400 instead of DRF's silent default.
+
+    The same pages, links and 404s as DRF's (through Django's Paginator and Page), but in one statement: the
+    count comes with the page's rows (`with_total`) instead of before them. The last page is read newest first
+    (as many rows as a page holds, then the ones beyond the last full page dropped); a page past the end, or a
+    page that is not a number of at least 1, is DRF's 404 "Invalid page."."""
+
+    page_size = DEFAULT_PAGE_SIZE
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+
+    def get_page_size(self, request: Request) -> int:
+        return page_size_param(request.query_params, self.page_size_query_param)
+
+    def paginate_queryset(
+        self, queryset: QuerySet[Any] | Sequence[Any], request: Request, view: Any = None
+    ) -> list[Any]:
+        assert isinstance(queryset, QuerySet), "numbered pages here need a queryset"
+        self.request = request
+        size = self.get_page_size(request)
+        wanted = request.query_params.get(self.page_query_param) or "1"
+        page = with_total(queryset)
+        if wanted in self.last_page_strings:
+            newest = list(page.reverse()[:size])
+            total = total_of(newest[0]) if newest else 0
+            number = max(1, -(-total // size))
+            rows = newest[: total - (number - 1) * size]
+            rows.reverse()
+        else:
+            try:
+                number = int(wanted)  # as Django's Paginator.validate_number reads it
+            except ValueError:
+                raise NotFound(self.invalid_page_message) from None
+            if number < 1 or (number - 1) * size > MAX_ID:
+                raise NotFound(self.invalid_page_message)
+            rows = list(page[(number - 1) * size : number * size])
+            if not rows and number > 1:  # past the last page
+                raise NotFound(self.invalid_page_message)
+            total = total_of(rows[0]) if rows else 0
+        paginator = self.django_paginator_class(queryset, size)
+        paginator.__dict__["count"] = total  # Paginator.count is a cached property: known already
+        self.page = Page(rows, number, paginator)
+        if paginator.num_pages > 1 and self.template is not None:
+            self.display_page_controls = True
+        return rows
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            dict(PAGE_SIZE_SCHEMA) if parameter["name"] == self.page_size_query_param else parameter
+            for parameter in super().get_schema_operation_parameters(view)
         ]

@@ -15,9 +15,9 @@ from channels.security.websocket import WebsocketDenier
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port
 from django_tenants.utils import get_public_schema_name
-from knox.auth import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from helpdesk.tenancy.authentication import TokenAuthentication
 from helpdesk.tenancy.models import Domain, Tenant
 
 Scope = dict[str, Any]

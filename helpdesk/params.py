@@ -37,3 +37,32 @@ def id_param(params: Mapping[str, str], name: str, what: str = "An id") -> int |
     if value is None:
         raise ValidationError({name: f"{what} (a whole number)."})
     return value
+
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+
+
+def page_size_param(params: Mapping[str, str], name: str = "page_size") -> int:
+    """The page size asked for in query parameter `name`: DEFAULT_PAGE_SIZE when absent or empty, at most
+    MAX_PAGE_SIZE (a larger one is cut to it, as DRF's `max_page_size` does); a 400 (field `name`) when it is
+    not a whole number of at least 1."""
+    raw = params.get(name)
+    if not raw:
+        return DEFAULT_PAGE_SIZE
+    if not _ASCII_DIGITS.issuperset(raw) or not raw.strip("0"):
+        raise ValidationError(
+            {name: f"A whole number from 1 to {MAX_PAGE_SIZE} (larger ones give {MAX_PAGE_SIZE})."}
+        )
+    raw = raw.lstrip("0")
+    return MAX_PAGE_SIZE if len(raw) > len(str(MAX_PAGE_SIZE)) else min(int(raw), MAX_PAGE_SIZE)
+
+
+PAGE_SIZE_SCHEMA: dict[str, object] = {
+    "name": "page_size",
+    "required": False,
+    "in": "query",
+    "description": f"Results per page: {DEFAULT_PAGE_SIZE} unless given, at most {MAX_PAGE_SIZE} (a larger "
+    f"value gives {MAX_PAGE_SIZE}). `next` and `previous` keep it.",
+    "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_PAGE_SIZE},
+}

@@ -96,7 +96,7 @@ MIDDLEWARE = [
     # First: the visitor's language (cookie, Accept-Language) applies to every page, even the 404 of an unknown
     # host that TenantMainMiddleware answers itself (the language no longer lives in the session).
     "django.middleware.locale.LocaleMiddleware",
-    "django_tenants.middleware.main.TenantMainMiddleware",
+    "helpdesk.tenancy.middleware.TenantMiddleware",  # django-tenants', setting the search path once
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -241,14 +241,14 @@ REST_FRAMEWORK = {
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "helpdesk.tenancy.authentication.TokenAuthentication",  # knox's, one statement less
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["helpdesk.tenancy.permissions.IsTenantMember"],
     # The API takes JSON bodies only (anything else: 415). Multipart is never used by clients, and daphne
     # (Twisted) answers a malformed multipart POST with an empty 400 before Django sees it.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "conversations.pagination.NumberedPagination",  # with ?page_size=
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "helpdesk.api_errors.HelpdeskAutoSchema",
     "EXCEPTION_HANDLER": "helpdesk.api_errors.exception_handler",  # every error is {detail, code}

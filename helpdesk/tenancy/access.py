@@ -20,4 +20,13 @@ def current_tenant() -> Tenant | None:
 def membership_of(user: User | None, tenant: Tenant | None) -> Membership | None:
     if user is None or tenant is None or not user.is_authenticated or not user.is_active:
         return None
+    known: dict[int, Membership | None] = getattr(user, "_memberships", {})
+    if tenant.pk in known:  # read with the user's API token, in this request
+        return known[tenant.pk]
     return Membership.objects.filter(user_id=user.pk, tenant_id=tenant.pk).first()
+
+
+def remember_membership(user: User, tenant: Tenant, membership: Membership | None) -> None:
+    """The user's membership of the tenant (None: not a member), read together with the user: membership_of
+    gives it without asking the database again (helpdesk.tenancy.authentication)."""
+    user._memberships = {tenant.pk: membership}  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from knox.models import AuthToken
 
 from helpdesk import crypto, live
@@ -97,7 +98,9 @@ def do_set_password(user: User, password: str) -> None:
 
 def do_issue_api_token(user: User) -> tuple[str, datetime | None]:
     """A new API token for the user and its expiry: the token is returned once and stored only as a hash; it
-    expires when unused for API_TOKEN_IDLE_HOURS."""
+    expires when unused for API_TOKEN_IDLE_HOURS. The user's expired tokens are deleted now (requests check only
+    their own token: helpdesk.tenancy.authentication)."""
+    AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
     instance, token = AuthToken.objects.create(user=user)
     return str(token), instance.expiry
 
