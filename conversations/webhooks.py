@@ -189,16 +189,22 @@ def process_until_done(limit: int = 200) -> int:
     queues a task of its own."""
     total = 0
     while True:
-        while processed := process_pending_events(limit):
-            total += processed
         try:
-            _redis().delete(WAKE_KEY)
-        except Exception:
-            log.exception("could not clear the webhook wake key (it expires by itself)")
+            while processed := process_pending_events(limit):
+                total += processed
+        finally:  # even when this task fails, the next webhook wakes another
+            _clear_wake_key()
         processed = process_pending_events(limit)
         if not processed:
             return total
         total += processed
+
+
+def _clear_wake_key() -> None:
+    try:
+        _redis().delete(WAKE_KEY)
+    except Exception:
+        log.exception("could not clear the webhook wake key (it expires by itself)")
 
 
 # ------------------------------------------------------------------ processing
@@ -424,7 +430,11 @@ def apply_batch(schema_name: str, batch: Batch) -> list[tuple[tuple[WebhookEvent
             )
         failed = []
         for item in batch:
-            error = apply_change(item[1], item[0].received_at)
+            try:
+                error = apply_change(item[1], item[0].received_at)
+            except Exception as exc:  # a shape nobody foresaw: recorded on its event like any failure
+                log.exception("webhook change %s in %s failed", item[1].key, schema_name)
+                error = f"{type(exc).__name__}: {exc}"
             if error:
                 failed.append((item, error))
     return failed
@@ -521,7 +531,8 @@ def apply_change(
     context = actions.Receipt(number=change.number, received_at=received_at)
     if change.field == "messages" and change.number is not None:
         contacts = _dicts(value.get("contacts"))
-        for message in value.get("messages") or []:
+        messages = value.get("messages")
+        for message in messages if isinstance(messages, list) else []:
             if isinstance(message, dict) and actions._id(message.get("id")) in handled:
                 continue
             if isinstance(message, dict):

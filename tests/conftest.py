@@ -60,6 +60,11 @@ def pytest_configure(config: pytest.Config) -> None:
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
 
+    # A wake-up key left by an interrupted run would keep webhooks from waking the (eager) task for a minute.
+    from conversations import webhooks
+
+    webhooks._redis().delete(webhooks.WAKE_KEY)
+
 
 @pytest.fixture(scope="session")
 def django_db_setup(
