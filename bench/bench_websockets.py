@@ -1,0 +1,354 @@
+"""Websockets: agents connecting at once to /ws/inbox/ against a bare Channels consumer (bench/bare_ws.py), both
+served the way production runs (gunicorn + 2 uvicorn workers, bench/servers.py) on the same Redis channel layer.
+
+    DATABASE_URL=... REDIS_URL=... .venv/bin/python manage.py migrate
+    DATABASE_URL=... REDIS_URL=... .venv/bin/python -m bench.bench_websockets [--quick]
+
+Measured (the product and the reference in the same run, one after the other):
+- connect: CLIENTS clients (one per agent, each with its own API token) open their socket at once; the time until
+  every one has completed the handshake and received the first frame (`ready`; the reference sends one too).
+  The median over ROUNDS rounds, after a warm-up round.
+- failed handshakes over every connect of the run.
+- memory: RSS of the worker processes (/proc) with MEMORY_SOCKETS sockets open minus idle, per socket.
+- reconnect: RECONNECTS sockets open, dropped at once (the TCP connection aborted, no close frame: a network
+  loss or a restart of the proxy), then all reconnect at once; the product's clients send `resume` with the id
+  of their `ready` on open, as the inbox page does, and wait for `pong` after it. Failures must be 0.
+
+The clients are `websockets` in this process's event loop, connecting to 127.0.0.1 with the tenant's Host (and
+Origin). Agents get a fast password hasher: their passwords are never used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.figures import Figure, at_most
+from bench.servers import free_port, start_web, stop, wait_http
+
+CONNECT_TIMEOUT = 60.0
+FRAME_TIMEOUT = 60.0
+
+
+@dataclass
+class Sizes:
+    clients: int  # connecting at once
+    rounds: int
+    memory_sockets: int
+    reconnects: int
+
+
+FULL = Sizes(clients=200, rounds=5, memory_sockets=1000, reconnects=1000)
+QUICK = Sizes(clients=50, rounds=3, memory_sockets=100, reconnects=100)
+
+
+@dataclass
+class Target:
+    """A server under test: where it listens and how a client of it connects."""
+
+    name: str
+    port: int
+    host: str  # Host header (and Origin's host)
+    path: str
+    tokens: list[str]  # one per client, cycled; empty: no Authorization header
+    resumes: bool  # the product's clients resume after their `ready` id when they reconnect
+    proc: Any = None
+    failures: list[str] = field(default_factory=list)
+
+    def headers(self, i: int) -> dict[str, str]:
+        return {"Authorization": f"Token {self.tokens[i % len(self.tokens)]}"} if self.tokens else {}
+
+
+# ------------------------------------------------------------------ setting up the product's tenant
+
+
+def create_agents(slug: str, agents: int) -> list[str]:
+    """A tenant `slug` (schema migrated) with `agents` agents, and an API token for each."""
+    from django.test.utils import override_settings
+
+    from helpdesk.tenancy.actions import do_add_member, do_create_tenant, do_issue_api_token
+
+    tenant = do_create_tenant(slug, f"Websocket bench {slug}", f"{slug}.localhost")
+    tokens = []
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        for i in range(agents):
+            membership = do_add_member(
+                tenant, f"agent{i}@{slug}.bench", "agent", secrets.token_urlsafe(16), f"Agent {i}"
+            )
+            tokens.append(do_issue_api_token(membership.user)[0])
+    return tokens
+
+
+# ------------------------------------------------------------------ clients
+
+
+async def open_socket(target: Target, i: int, after: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """A connected client and the first frame it got; with `after`, it resumes after that id at once (before
+    `ready`, as the inbox page does on a reconnect) and waits for the answer to a ping sent after it."""
+    from websockets.asyncio.client import connect
+
+    port = target.port
+    ws = await connect(
+        f"ws://{target.host}:{port}{target.path}",
+        host="127.0.0.1",
+        origin=f"http://{target.host}:{port}",  # type: ignore[arg-type]
+        additional_headers=target.headers(i),
+        open_timeout=CONNECT_TIMEOUT,
+        ping_interval=None,
+        compression=None,
+    )
+    try:
+        if after is not None and target.resumes:
+            await ws.send(json.dumps({"type": "resume", "after": after}))
+        first = json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
+        if first.get("type") != "ready":
+            raise RuntimeError(f"first frame {first!r}")
+        if after is not None:
+            await ws.send(json.dumps({"type": "ping"}))
+            while (frame := json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT)))["type"] != "pong":
+                if frame.get("type") == "error":
+                    raise RuntimeError(f"resume refused: {frame!r}")
+    except BaseException:
+        ws.transport.abort()
+        raise
+    return ws, first
+
+
+async def open_many(
+    target: Target, count: int, start: int = 0, after: list[int] | None = None
+) -> tuple[float, list[Any], list[int]]:
+    """`count` clients at once: the seconds until the last has its first frame, the open sockets and their
+    `ready` ids. Failures are recorded on the target."""
+
+    async def one(i: int) -> tuple[Any, int] | None:
+        try:
+            ws, first = await open_socket(target, start + i, None if after is None else after[i])
+        except Exception as error:  # a failed handshake, a refused or dropped socket, a timeout
+            target.failures.append(f"{type(error).__name__}: {error}")
+            return None
+        return ws, int(first.get("last_event_id", 0))
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one(i) for i in range(count)))
+    elapsed = time.perf_counter() - started
+    opened = [r for r in results if r is not None]
+    return elapsed, [ws for ws, _ in opened], [ready for _, ready in opened]
+
+
+async def close_all(sockets: list[Any]) -> None:
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+def drop_all(sockets: list[Any]) -> None:
+    """The network goes away: TCP connections aborted, no close frame."""
+    for ws in sockets:
+        ws.transport.abort()
+
+
+# ------------------------------------------------------------------ the servers
+
+
+def worker_pids(master: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == master:
+            pids.append(int(entry.name))
+    return pids
+
+
+def rss_kib(master: int) -> int:
+    """Resident memory of the server's worker processes, in KiB."""
+    total = 0
+    for pid in worker_pids(master):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+async def settle(seconds: float = 1.0) -> None:
+    await asyncio.sleep(seconds)
+
+
+@dataclass
+class Measured:
+    connect_seconds: list[float] = field(default_factory=list)
+    connects: int = 0
+    memory_kib_per_socket: float = 0.0
+    reconnect_seconds: float = 0.0
+    reconnected: int = 0
+    reconnect_failures: int = 0
+
+
+async def measure(target: Target, sizes: Sizes) -> Measured:
+    m = Measured()
+    # warm-up: every worker has imported, connected to the database and subscribed to the layer
+    _, warm, _ = await open_many(target, 20)
+    await close_all(warm)
+    await settle()
+    m.connects += 20
+
+    # memory: idle, then MEMORY_SOCKETS open (opened in waves of `clients`)
+    idle = rss_kib(target.proc.pid)
+    held: list[Any] = []
+    readies: list[int] = []
+    while len(held) < sizes.memory_sockets:
+        wave = min(sizes.clients, sizes.memory_sockets - len(held))
+        _, sockets, ready = await open_many(target, wave, start=len(held))
+        m.connects += wave
+        held += sockets
+        readies += ready
+        if len(sockets) < wave:
+            break
+    await settle()
+    loaded = rss_kib(target.proc.pid)
+    m.memory_kib_per_socket = (loaded - idle) / max(1, len(held))
+
+    # reconnect: RECONNECTS open (the held ones and more), dropped at once, reconnecting at once
+    while len(held) < sizes.reconnects:
+        wave = min(sizes.clients, sizes.reconnects - len(held))
+        _, sockets, ready = await open_many(target, wave, start=len(held))
+        m.connects += wave
+        held += sockets
+        readies += ready
+        if len(sockets) < wave:
+            break
+    await close_all(held[sizes.reconnects :])
+    held, readies = held[: sizes.reconnects], readies[: sizes.reconnects]
+    drop_all(held)
+    failures_before = len(target.failures)
+    m.reconnect_seconds, again, _ = await open_many(target, len(held), after=readies)
+    m.reconnected = len(again)
+    m.reconnect_failures = len(target.failures) - failures_before + (sizes.reconnects - len(held))
+    await close_all(again)
+    await settle(2.0)
+
+    # connect: CLIENTS at once, ROUNDS times
+    for _ in range(sizes.rounds):
+        elapsed, sockets, _ = await open_many(target, sizes.clients)
+        m.connects += sizes.clients
+        m.connect_seconds.append(elapsed)
+        await close_all(sockets)
+        await settle()
+    return m
+
+
+def figures(product: Measured, reference: Measured, sizes: Sizes, failures: list[str]) -> list[Figure]:
+    p_connect = statistics.median(product.connect_seconds)
+    r_connect = statistics.median(reference.connect_seconds)
+    rounds = f"median of {sizes.rounds} rounds (product {', '.join(f'{s:.3f}' for s in product.connect_seconds)} s)"
+    sample = f"; first: {failures[0]}" if failures else ""
+    return [
+        Figure(
+            "websockets",
+            f"{sizes.clients} agents connecting at once: until every handshake and first frame",
+            p_connect,
+            r_connect,
+            "s",
+            "≤ 3x reference",
+            at_most(p_connect, r_connect, 3.0),
+            rounds,
+        ),
+        Figure(
+            "websockets",
+            "failed handshakes (every connect of the run)",
+            float(len(failures)),
+            None,
+            "handshakes",
+            "= 0",
+            not failures,
+            f"out of {product.connects} connects{sample}",
+        ),
+        Figure(
+            "websockets",
+            f"memory per open socket ({sizes.memory_sockets} open minus idle, RSS of the 2 workers)",
+            product.memory_kib_per_socket,
+            reference.memory_kib_per_socket,
+            "KiB",
+            "≤ 1.5x reference",
+            at_most(product.memory_kib_per_socket, reference.memory_kib_per_socket, 1.5),
+        ),
+        Figure(
+            "websockets",
+            f"{sizes.reconnects} clients reconnecting at once (dropped, reconnect, resume): failures",
+            float(product.reconnect_failures),
+            float(reference.reconnect_failures),
+            "failures",
+            "= 0",
+            product.reconnect_failures == 0,
+            f"{product.reconnected} reconnected",
+        ),
+        Figure(
+            "websockets",
+            f"{sizes.reconnects} clients reconnecting at once: until every one is back (and resumed)",
+            product.reconnect_seconds,
+            reference.reconnect_seconds,
+            "s",
+            "",
+            None,
+        ),
+    ]
+
+
+def run(quick: bool) -> list[Figure]:
+    """The websocket figures; Django is set up on a migrated database (DATABASE_URL, REDIS_URL, SECRET_KEY in
+    os.environ for the servers)."""
+    sizes = QUICK if quick else FULL
+    slug = f"wsbench{secrets.token_hex(4)}"  # no "_": not valid in a host name
+    tokens = create_agents(slug, sizes.clients)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "helpdesk.settings"}
+    product = Target("product", free_port(), f"{slug}.localhost", "/ws/inbox/", tokens, resumes=True)
+    reference = Target("reference", free_port(), f"{slug}.localhost", "/ws/bare/", [], resumes=False)
+    product.proc = start_web(product.port, env, workers=2)
+    reference.proc = start_web(reference.port, env, workers=2, app="bench.bare_ws:application")
+    try:
+        wait_http(product.port, host=product.host)
+        wait_http(reference.port, host=reference.host)
+        measured_reference = asyncio.run(measure(reference, sizes))
+        measured_product = asyncio.run(measure(product, sizes))
+    finally:
+        stop(product.proc, reference.proc)
+    if reference.failures:
+        print(f"the reference failed {len(reference.failures)}: {reference.failures[:3]}", file=sys.stderr)
+    return figures(measured_product, measured_reference, sizes, product.failures)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK.clients} clients instead of {FULL.clients}")
+    args = parser.parse_args()
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpdesk.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + secrets.token_hex(24))  # shared with the servers
+    import django
+
+    django.setup()
+    for figure in run(args.quick):
+        ratio = f"{figure.ratio:.2f}x" if figure.ratio is not None else "-"
+        reference = f"{figure.reference:.3f}" if figure.reference is not None else "-"
+        verdict = {True: "met", False: "NOT MET", None: ""}[figure.met]
+        print(
+            f"{figure.measure}: product {figure.product:.3f} {figure.unit}, reference {reference}, {ratio}"
+            f" (target {figure.target or '-'}) {verdict}{' - ' + figure.note if figure.note else ''}"
+        )
+
+
+if __name__ == "__main__":
+    main()
