@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -26,10 +27,10 @@ from django_tenants.utils import schema_context
 from knox.models import AuthToken
 from knox.settings import knox_settings
 
-from conversations import events
+from conversations import events, socket_access
+from conversations.socket_access import Access, Handshake
 from helpdesk import live
-from helpdesk.tenancy.access import membership_of
-from helpdesk.tenancy.models import Membership, Tenant, UserSession
+from helpdesk.tenancy.models import Membership, UserSession
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,32 @@ REPLAY_PAGE = 500
 ACCESS_REVOKED = 4401  # close code: the user may no longer read this inbox; reconnecting will be refused
 
 
+# Which tenant and user a (host, credential) was admitted as in this process: only a hint of the groups to join
+# before the check (a credential never changes owner; a wrong or missing hint costs a second check, never access).
+HINTS_MAX = 10_000
+_hints: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+
+
+def _hint(key: tuple[str, str]) -> tuple[str, int] | None:
+    hint = _hints.get(key)
+    if hint is not None:
+        _hints.move_to_end(key)
+    return hint
+
+
+def _remember(key: tuple[str, str], hint: tuple[str, int] | None) -> None:
+    if hint is None:
+        _hints.pop(key, None)
+        return
+    _hints[key] = hint
+    _hints.move_to_end(key)
+    while len(_hints) > HINTS_MAX:
+        _hints.popitem(last=False)
+
+
 @database_sync_to_async
-def _is_member(user: Any, tenant: Tenant) -> bool:
-    return membership_of(user, tenant) is not None
+def _admit(handshake: Handshake, schema_hint: str | None) -> Access | None:
+    return socket_access.admit(handshake, schema_hint)
 
 
 @database_sync_to_async
@@ -63,9 +87,14 @@ def _still_allowed(user_id: int, tenant_id: int, token_digest: str | None, sessi
 
 
 @database_sync_to_async
-def _last_event_id(schema_name: str) -> int:
+def _replay(schema_name: str, after_id: int) -> tuple[int, list[dict[str, Any]]]:
+    """Where a resume after `after_id` starts (an id the log has not reached counts as its last one, so that it
+    does not mute live frames) and the first page of events after it: one hop."""
     with schema_context(schema_name):
-        return events.last_event_id()
+        last = events.last_event_id()
+        if after_id >= last:
+            return last, []
+        return after_id, events.events_after(after_id, limit=REPLAY_PAGE)
 
 
 @database_sync_to_async
@@ -82,32 +111,43 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     recheck_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        tenant = self.scope.get("tenant")
-        user = self.scope.get("user")
-        if tenant is None or not getattr(user, "is_authenticated", False):
+        handshake = self.scope.get("handshake")
+        if not isinstance(handshake, Handshake) or not handshake.presents_credentials:
             await self.close()  # before accept: the handshake is refused with 403
             return
-        self.schema_name = tenant.schema_name
-        self.groups_joined = [live.user_group(user.pk), live.inbox_group(self.schema_name)]
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        # Checked once the user's group is joined: a revocation committed from here on reaches this socket.
-        if not await _is_member(user, tenant):
+        # The groups are joined before the check, so that a revocation committed after the check reaches this
+        # socket, and the event log is read after the tenant's group is joined, so that no event falls between
+        # them. Whose groups: the hint of an earlier handshake with this credential, else a first check says.
+        hint = _hint(handshake.key)
+        if hint is not None:
+            await self._join(*hint)
+        access = await _admit(handshake, hint[0] if hint else None)
+        if access is not None and (access.schema_name, access.user_id) != hint:
+            hint = (access.schema_name, access.user_id)
+            await self._leave_groups()
+            await self._join(*hint)
+            access = await _admit(handshake, access.schema_name)
+            if access is not None and (access.schema_name, access.user_id) != hint:
+                access = None  # the credential changed hands between two statements: let the client retry
+        _remember(handshake.key, None if access is None else hint)
+        if access is None or access.last_event_id is None:
             await self._leave_groups()
             await self.close()
             return
-        self.last_sent_id = await _last_event_id(self.schema_name)
+        self.schema_name = access.schema_name
+        self.last_sent_id = access.last_event_id
         await self.accept()
         await self.send_json({"type": "ready", "last_event_id": self.last_sent_id})
-        session = self.scope.get("session")
         self.recheck_task = asyncio.create_task(
             self._recheck_access(
-                user.pk,
-                tenant.pk,
-                self.scope.get("auth_token"),
-                None if self.scope.get("auth_token") or session is None else session.session_key,
+                access.user_id, access.tenant_id, handshake.token_digest, handshake.session_key
             )
         )
+
+    async def _join(self, schema_name: str, user_id: int) -> None:
+        self.groups_joined = [live.user_group(user_id), live.inbox_group(schema_name)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         await self._leave_groups()
@@ -177,8 +217,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
                 await self._error("invalid_frame", "resume needs `after`: an event id (integer).")
                 return
             # An id from the future (another installation, a reset database) must not mute live frames.
-            self.last_sent_id = min(after, await _last_event_id(self.schema_name))
-            await self._catch_up()
+            self.last_sent_id, replayed = await _replay(self.schema_name, after)
+            if await self._send_replayed(replayed):
+                await self._catch_up()
         elif content.get("type") == "ping":
             await self.send_json({"type": "pong"})
         else:
@@ -198,12 +239,14 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.last_sent_id = event_id
 
     async def _catch_up(self) -> None:
-        while True:
-            missed = await _events_after(self.schema_name, self.last_sent_id)
-            for frame in missed:
-                if self.ended:
-                    return
-                await self.send_json(frame)
-                self.last_sent_id = int(frame["id"])
-            if len(missed) < REPLAY_PAGE:
-                return
+        while await self._send_replayed(await _events_after(self.schema_name, self.last_sent_id)):
+            pass
+
+    async def _send_replayed(self, frames: list[dict[str, Any]]) -> bool:
+        """Sends a page of frames from the log; whether a further page may follow."""
+        for frame in frames:
+            if self.ended:
+                return False
+            await self.send_json(frame)
+            self.last_sent_id = int(frame["id"])
+        return len(frames) == REPLAY_PAGE
