@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import close_old_connections
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from knox.models import AuthToken
@@ -33,9 +38,25 @@ from helpdesk import live
 from helpdesk.tenancy.models import Membership, UserSession
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 REPLAY_PAGE = 500
 ACCESS_REVOKED = 4401  # close code: the user may no longer read this inbox; reconnecting will be refused
+
+
+def database_hop(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """`database_sync_to_async`, and the connection given back to the pool at the end of the call from inside
+    the caller's context as well (the dispatch below no longer sends a hop just for that after every message)."""
+
+    @functools.wraps(function)
+    def hop(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return database_sync_to_async(hop)  # type: ignore[no-any-return]
 
 
 # Which tenant and user a (host, credential) was admitted as in this process: only a hint of the groups to join
@@ -61,12 +82,12 @@ def _remember(key: tuple[str, str], hint: tuple[str, int] | None) -> None:
         _hints.popitem(last=False)
 
 
-@database_sync_to_async
+@database_hop
 def _admit(handshake: Handshake, schema_hint: str | None) -> Access | None:
     return socket_access.admit(handshake, schema_hint)
 
 
-@database_sync_to_async
+@database_hop
 def _still_allowed(user_id: int, tenant_id: int, token_digest: str | None, session_key: str | None) -> bool:
     """The socket's user is active and a member, and its token (an open socket counts as a use: the idle
     expiry moves on) or its session still exists."""
@@ -86,7 +107,7 @@ def _still_allowed(user_id: int, tenant_id: int, token_digest: str | None, sessi
     return False
 
 
-@database_sync_to_async
+@database_hop
 def _replay(schema_name: str, after_id: int) -> tuple[int, list[dict[str, Any]]]:
     """Where a resume after `after_id` starts (an id the log has not reached counts as its last one, so that it
     does not mute live frames) and the first page of events after it: one hop."""
@@ -97,7 +118,7 @@ def _replay(schema_name: str, after_id: int) -> tuple[int, list[dict[str, Any]]]
         return after_id, events.events_after(after_id, limit=REPLAY_PAGE)
 
 
-@database_sync_to_async
+@database_hop
 def _events_after(schema_name: str, after_id: int) -> list[dict[str, Any]]:
     with schema_context(schema_name):
         return events.events_after(after_id, limit=REPLAY_PAGE)
@@ -148,6 +169,21 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = [live.user_group(user_id), live.inbox_group(schema_name)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its `aclose_old_connections()` before every message (the connect, each frame
+        from the client, each frame from the channel layer): that is a hop to the process's one database thread
+        per message, queued behind every handshake's check. This consumer touches the database only through
+        `database_sync_to_async`, which closes its connection itself at both ends of every call."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Channels' websocket_disconnect without its closing hop (see dispatch)."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def disconnect(self, code: int) -> None:
         await self._leave_groups()
