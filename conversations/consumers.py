@@ -88,6 +88,35 @@ def _admit(handshake: Handshake, schema_hint: str | None) -> Access | None:
 
 
 @database_hop
+def _renew_tokens(digests: list[str]) -> int:
+    return socket_access.renew_tokens(digests)
+
+
+# Tokens whose idle expiry is due to move on, written together a moment after their sockets connected.
+RENEW_AFTER_SECONDS = 0.5
+_renewals: set[str] = set()
+_renewing: set[asyncio.Task[None]] = set()
+
+
+def _renew_soon(digest: str) -> None:
+    _renewals.add(digest)
+    if not _renewing:
+        task = asyncio.create_task(_renew_gathered())
+        _renewing.add(task)
+        task.add_done_callback(_renewing.discard)
+
+
+async def _renew_gathered() -> None:
+    await asyncio.sleep(RENEW_AFTER_SECONDS)
+    digests = sorted(_renewals)
+    _renewals.clear()
+    try:
+        await _renew_tokens(digests)
+    except Exception:
+        log.exception("moving %d tokens' idle expiry on failed (their sockets' re-checks will)", len(digests))
+
+
+@database_hop
 def _still_allowed(user_id: int, tenant_id: int, token_digest: str | None, session_key: str | None) -> bool:
     """The socket's user is active and a member, and its token (an open socket counts as a use: the idle
     expiry moves on) or its session still exists."""
@@ -155,6 +184,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self._leave_groups()
             await self.close()
             return
+        if access.renew_token and handshake.token_digest:
+            _renew_soon(handshake.token_digest)
         self.schema_name = access.schema_name
         self.last_sent_id = access.last_event_id
         await self.accept()

@@ -7,8 +7,10 @@ checkouts, nine statements) queued every other socket of the process behind it. 
 at once, with the same rules as before:
 
 - the tenant: the Host's domain, never the public schema;
-- a token (`Authorization: Token ...`, django-rest-knox): its digest, unexpired, and its idle expiry moved on
-  as knox does on every use (AUTO_REFRESH, at most every MIN_REFRESH_INTERVAL, capped by AUTO_REFRESH_MAX_TTL);
+- a token (`Authorization: Token ...`, django-rest-knox): its digest, unexpired; its idle expiry moves on as
+  knox does on every use (AUTO_REFRESH, at most every MIN_REFRESH_INTERVAL, capped by AUTO_REFRESH_MAX_TTL), written
+  a moment later for every socket of the process at once (`renew_tokens`: a commit is a flush of the WAL, and
+  200 of them in a row held the database thread for a second);
 - else a session (the `sessionid` cookie): unexpired, its user id and backend as Django stored them, and the
   session hash equal to the user's (a password change ends it), as channels' `get_user` checks;
 - the user active, and a member of the tenant.
@@ -20,7 +22,7 @@ goes through Django's own functions, in the same hop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -71,6 +73,9 @@ class Access:
     schema_name: str
     user_id: int
     last_event_id: int | None  # read in the same statement when the caller named the right schema
+    renew_token: bool = (
+        False  # the token's idle expiry is due to move on (knox: more than MIN_REFRESH_INTERVAL)
+    )
 
 
 # Table names come from the models (and the schema from the database), quoted; values are parameters.
@@ -79,29 +84,26 @@ WITH site AS (
     SELECT t.id, t.schema_name FROM {domain} d JOIN {tenant} t ON t.id = d.tenant_id
     WHERE d.domain = %(host)s AND t.schema_name <> %(public)s
 ),
-credential AS ({credential}){renew}
-SELECT site.id, site.schema_name, credential.session_data, u.id, u.password, u.is_active,
+credential AS ({credential})
+SELECT site.id, site.schema_name, credential.session_data, credential.renew_due, u.id, u.password, u.is_active,
     EXISTS (SELECT 1 FROM {membership} m WHERE m.user_id = u.id AND m.tenant_id = site.id),
     {last_event}
 FROM site CROSS JOIN credential LEFT JOIN {user} u ON u.id = credential.user_id
 """
-BY_TOKEN = "SELECT user_id, NULL::text AS session_data FROM {token} WHERE digest = %(credential)s AND (expiry IS NULL OR expiry > %(now)s)"
-BY_SESSION = (
-    "SELECT user_id, session_data FROM {session} WHERE session_key = %(credential)s AND expire_date > %(now)s"
-)
+BY_TOKEN = """SELECT user_id, NULL::text AS session_data, {renew_due} AS renew_due FROM {token}
+    WHERE digest = %(credential)s AND (expiry IS NULL OR expiry > %(now)s)"""
+BY_SESSION = """SELECT user_id, session_data, false AS renew_due FROM {session}
+    WHERE session_key = %(credential)s AND expire_date > %(now)s"""
 # knox's renew_token: the new expiry (capped by AUTO_REFRESH_MAX_TTL), written only when it moves the expiry on by
-# more than MIN_REFRESH_INTERVAL. A data-modifying CTE runs whether or not the query reads it.
-RENEW = """, renew AS (
-    UPDATE {token} SET expiry = LEAST(%(renewed)s, created + %(max_ttl)s::interval)
-    WHERE digest = %(credential)s AND expiry > %(now)s
-        AND LEAST(%(renewed)s, created + %(max_ttl)s::interval) - expiry > %(min_refresh)s::interval
-    RETURNING 1
-)"""
+# more than MIN_REFRESH_INTERVAL. The handshake only says whether it is due (renew_tokens writes it).
+RENEW_DUE = """(expiry IS NOT NULL
+        AND LEAST(%(renewed)s, created + %(max_ttl)s::interval) - expiry > %(min_refresh)s::interval)"""
+RENEW = """UPDATE {token} SET expiry = LEAST(%(renewed)s, created + %(max_ttl)s::interval)
+WHERE digest = ANY(%(digests)s) AND expiry > %(now)s AND LEAST(%(renewed)s, created + %(max_ttl)s::interval) > expiry"""
 LAST_EVENT = "(SELECT max(id) FROM {schema}.{inbox_event})"
 
 
-@lru_cache(maxsize=64)
-def _statement(by_token: bool, renews: bool, schema: str | None) -> str:
+def _quoted() -> dict[str, str]:
     names = {
         "domain": Domain,
         "tenant": Tenant,
@@ -111,12 +113,19 @@ def _statement(by_token: bool, renews: bool, schema: str | None) -> str:
         "membership": Membership,
         "inbox_event": InboxEvent,
     }
-    quoted = {key: connection.ops.quote_name(model._meta.db_table) for key, model in names.items()}
-    quoted["schema"] = connection.ops.quote_name(schema or "")
+    return {key: connection.ops.quote_name(model._meta.db_table) for key, model in names.items()}
+
+
+@lru_cache(maxsize=64)
+def _statement(by_token: bool, renews: bool, schema: str | None) -> str:
+    quoted = _quoted()
     parts = {
-        "credential": (BY_TOKEN if by_token else BY_SESSION).format(**quoted),
-        "renew": RENEW.format(**quoted) if by_token and renews else "",
-        "last_event": LAST_EVENT.format(**quoted) if schema else "NULL::bigint",
+        "credential": BY_TOKEN.format(renew_due=RENEW_DUE if renews else "false", **quoted)
+        if by_token
+        else BY_SESSION.format(**quoted),
+        "last_event": LAST_EVENT.format(schema=connection.ops.quote_name(schema), **quoted)
+        if schema
+        else "NULL::bigint",
     }
     return STATEMENT.format(**quoted, **parts)
 
@@ -138,24 +147,50 @@ def admit(handshake: Handshake, schema_hint: str | None = None) -> Access | None
         "now": now,
     }
     if by_token and renews:
-        params |= {
-            "renewed": now + knox_settings.TOKEN_TTL,
-            "max_ttl": knox_settings.AUTO_REFRESH_MAX_TTL,
-            "min_refresh": _seconds(knox_settings.MIN_REFRESH_INTERVAL),
-        }
+        params |= _renewal(now)
     with connection.cursor() as cursor:
         cursor.execute(_statement(by_token, renews, hint), params)
         row = cursor.fetchone()
     if row is None:
         return None
-    tenant_id, schema_name, session_data, user_id, password, is_active, is_member, last_event_id = row
+    (
+        tenant_id,
+        schema_name,
+        session_data,
+        renew_due,
+        user_id,
+        password,
+        is_active,
+        is_member,
+        last_event_id,
+    ) = row
     if not by_token:
         user_id, is_active, is_member = _session_user(
             session_data, user_id, password, is_active, is_member, tenant_id
         )
     if user_id is None or not is_active or not is_member:
         return None
-    return Access(tenant_id, schema_name, user_id, (last_event_id or 0) if schema_name == hint else None)
+    last = (last_event_id or 0) if schema_name == hint else None
+    return Access(tenant_id, schema_name, user_id, last, bool(renew_due))
+
+
+def _renewal(now: datetime) -> dict[str, Any]:
+    return {
+        "renewed": now + knox_settings.TOKEN_TTL,
+        "max_ttl": knox_settings.AUTO_REFRESH_MAX_TTL,
+        "min_refresh": _seconds(knox_settings.MIN_REFRESH_INTERVAL),
+    }
+
+
+def renew_tokens(digests: list[str]) -> int:
+    """Moves the idle expiry of these (unexpired) tokens on, as knox does on a use: one statement for every
+    socket that connected with a token due for it (the consumer gathers them for a moment)."""
+    if not digests or not (knox_settings.AUTO_REFRESH and knox_settings.TOKEN_TTL):
+        return 0
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(RENEW.format(**_quoted()), {"digests": digests, "now": now, **_renewal(now)})
+        return int(cursor.rowcount)
 
 
 def _seconds(value: Any) -> timedelta:
