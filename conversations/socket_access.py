@@ -21,6 +21,8 @@ goes through Django's own functions, in the same hop.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -103,6 +105,18 @@ WHERE digest = ANY(%(digests)s) AND expiry > %(now)s AND LEAST(%(renewed)s, crea
 LAST_EVENT = "(SELECT max(id) FROM {schema}.{inbox_event})"
 
 
+@contextmanager
+def _cursor() -> Iterator[Any]:
+    """A cursor of Django's (execute wrappers, error translation) without django-tenants' `SET search_path` before
+    it: a round trip less on the shared database thread, where every round trip also waits for the interpreter
+    lock the event loop holds. The statements here name every table with its schema."""
+    connection.ensure_connection()
+    raw = connection.connection.cursor()
+    cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    with cursor:
+        yield cursor
+
+
 def _quoted() -> dict[str, str]:
     names = {
         "domain": Domain,
@@ -111,9 +125,11 @@ def _quoted() -> dict[str, str]:
         "token": AuthToken,
         "session": UserSession,
         "membership": Membership,
-        "inbox_event": InboxEvent,
     }
-    return {key: connection.ops.quote_name(model._meta.db_table) for key, model in names.items()}
+    public = connection.ops.quote_name(get_public_schema_name())
+    return {
+        key: f"{public}.{connection.ops.quote_name(model._meta.db_table)}" for key, model in names.items()
+    }
 
 
 @lru_cache(maxsize=64)
@@ -123,7 +139,10 @@ def _statement(by_token: bool, renews: bool, schema: str | None) -> str:
         "credential": BY_TOKEN.format(renew_due=RENEW_DUE if renews else "false", **quoted)
         if by_token
         else BY_SESSION.format(**quoted),
-        "last_event": LAST_EVENT.format(schema=connection.ops.quote_name(schema), **quoted)
+        "last_event": LAST_EVENT.format(
+            schema=connection.ops.quote_name(schema),
+            inbox_event=connection.ops.quote_name(InboxEvent._meta.db_table),
+        )
         if schema
         else "NULL::bigint",
     }
@@ -148,7 +167,7 @@ def admit(handshake: Handshake, schema_hint: str | None = None) -> Access | None
     }
     if by_token and renews:
         params |= _renewal(now)
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(_statement(by_token, renews, hint), params)
         row = cursor.fetchone()
     if row is None:
@@ -188,7 +207,7 @@ def renew_tokens(digests: list[str]) -> int:
     if not digests or not (knox_settings.AUTO_REFRESH and knox_settings.TOKEN_TTL):
         return 0
     now = timezone.now()
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(RENEW.format(**_quoted()), {"digests": digests, "now": now, **_renewal(now)})
         return int(cursor.rowcount)
 
