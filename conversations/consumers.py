@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -59,27 +58,16 @@ def database_hop(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     return database_sync_to_async(hop)  # type: ignore[no-any-return]
 
 
-# Which tenant and user a (host, credential) was admitted as in this process: only a hint of the groups to join
-# before the check (a credential never changes owner; a wrong or missing hint costs a second check, never access).
-HINTS_MAX = 10_000
-_hints: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+# The schema each host name was admitted to in this process: only a hint of the tenant group to join before the
+# check (a wrong or missing hint costs a second check, never access). One entry per tenant domain in use.
+SCHEMA_HINTS_MAX = 10_000
+_schema_hints: dict[str, str] = {}
 
 
-def _hint(key: tuple[str, str]) -> tuple[str, int] | None:
-    hint = _hints.get(key)
-    if hint is not None:
-        _hints.move_to_end(key)
-    return hint
-
-
-def _remember(key: tuple[str, str], hint: tuple[str, int] | None) -> None:
-    if hint is None:
-        _hints.pop(key, None)
-        return
-    _hints[key] = hint
-    _hints.move_to_end(key)
-    while len(_hints) > HINTS_MAX:
-        _hints.popitem(last=False)
+def _remember_schema(hostname: str, schema_name: str) -> None:
+    if hostname not in _schema_hints and len(_schema_hints) >= SCHEMA_HINTS_MAX:
+        _schema_hints.clear()
+    _schema_hints[hostname] = schema_name
 
 
 @database_hop
@@ -157,37 +145,43 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     schema_name: str
     groups_joined: list[str]
     last_sent_id: int
+    user_id: int | None = None  # once admitted
     ended = False
     recheck_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         handshake = self.scope.get("handshake")
         if not isinstance(handshake, Handshake) or not handshake.presents_credentials:
+            self.ended = True
             await self.close()  # before accept: the handshake is refused with 403
             return
-        # The groups are joined before the check, so that a revocation committed after the check reaches this
-        # socket, and the event log is read after the tenant's group is joined, so that no event falls between
-        # them. Whose groups: the hint of an earlier handshake with this credential, else a first check says.
-        hint = _hint(handshake.key)
+        # The tenant's group is joined before the check (one statement: tenant, credential, user, membership and
+        # the last event id), so that no event falls between the id read and the group, and so that a revocation
+        # committed after the check is heard: revocations go to the tenants' groups too (live.publish_revocation).
+        # Which tenant: the one this host was admitted to before in this process, else a first check says.
+        hint = _schema_hints.get(handshake.hostname)
         if hint is not None:
-            await self._join(*hint)
-        access = await _admit(handshake, hint[0] if hint else None)
-        if access is not None and (access.schema_name, access.user_id) != hint:
-            hint = (access.schema_name, access.user_id)
+            await self._join(live.inbox_group(hint))
+        access = await _admit(handshake, hint)
+        if access is not None and access.schema_name != hint:
+            hint = access.schema_name
             await self._leave_groups()
-            await self._join(*hint)
-            access = await _admit(handshake, access.schema_name)
-            if access is not None and (access.schema_name, access.user_id) != hint:
-                access = None  # the credential changed hands between two statements: let the client retry
-        _remember(handshake.key, None if access is None else hint)
+            await self._join(live.inbox_group(hint))
+            access = await _admit(handshake, hint)
+            if access is not None and access.schema_name != hint:
+                access = None  # the domain moved between two statements: let the client retry
         if access is None or access.last_event_id is None:
+            self.ended = True
             await self._leave_groups()
             await self.close()
             return
-        if access.renew_token and handshake.token_digest:
-            _renew_soon(handshake.token_digest)
+        _remember_schema(handshake.hostname, access.schema_name)
+        self.user_id = access.user_id
         self.schema_name = access.schema_name
         self.last_sent_id = access.last_event_id
+        await self._join(live.user_group(access.user_id))
+        if access.renew_token and handshake.token_digest:
+            _renew_soon(handshake.token_digest)
         await self.accept()
         await self.send_json({"type": "ready", "last_event_id": self.last_sent_id})
         self.recheck_task = asyncio.create_task(
@@ -196,10 +190,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             )
         )
 
-    async def _join(self, schema_name: str, user_id: int) -> None:
-        self.groups_joined = [live.user_group(user_id), live.inbox_group(schema_name)]
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+    async def _join(self, group: str) -> None:
+        self.groups_joined = [*getattr(self, "groups_joined", []), group]
+        await self.channel_layer.group_add(group, self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its `aclose_old_connections()` before every message (the connect, each frame
@@ -224,7 +217,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
                 await self.recheck_task
 
     async def access_revoked(self, message: dict[str, Any]) -> None:
-        """From the user's group: deactivated, signed out everywhere, or removed from a tenant (`schema`)."""
+        """From the user's group, or the tenant's with the user's id: deactivated, signed out everywhere, or
+        removed from a tenant (`schema`)."""
+        if self.user_id is None or message.get("user", self.user_id) != self.user_id:
+            return
         if message.get("schema") in (None, self.schema_name):
             await self._end()
 

@@ -671,21 +671,42 @@ def _fresh_token(email: str) -> str:
 fresh_token = sync_to_async(_fresh_token)
 
 
-async def test_a_handshake_is_one_database_hop_and_statement_and_a_first_one_two(committed_db, database_use):
-    # given a token never used on a socket in this process
+async def test_a_handshake_is_one_database_hop_and_statement_even_an_agents_first(committed_db, database_use):
+    # given this process has admitted a socket on acme's host before, and a token never used on a socket
+    async with open_socket(ACME["domain"], by_token(await fresh_token("sam@acme.test"))):
+        pass
     token = await fresh_token("alice@acme.test")
-
-    # when it connects for the first time, then it checks once to learn whose groups to join, and again after
-    # joining them (so that a revocation committed after the check reaches the socket)
     database_use.reset()
-    async with open_socket(ACME["domain"], by_token(token)):
-        assert (database_use.hops, len(database_use.statements)) == (2, 2)
 
-    # and when it connects again: one hop, one statement (tenant, token, user, membership and last event id)
-    database_use.reset()
+    # when it connects: one hop, one statement (tenant, token, user, membership and last event id)
     async with open_socket(ACME["domain"], by_token(token)):
         assert (database_use.hops, len(database_use.statements)) == (1, 1)
         assert database_use.statements[0].lstrip().startswith("WITH site AS")  # (no `SET search_path` first)
+
+    # and so when it connects again
+    database_use.reset()
+    async with open_socket(ACME["domain"], by_token(token)):
+        assert (database_use.hops, len(database_use.statements)) == (1, 1)
+
+
+async def test_the_first_socket_on_a_host_in_a_process_is_checked_again_after_joining_its_tenants_group(
+    committed_db, database_use
+):
+    from conversations import consumers
+
+    # given a process that has admitted no socket on any host yet
+    consumers._schema_hints.clear()
+    token = await fresh_token("alice@acme.test")
+    database_use.reset()
+
+    # when one connects, then a first check says which tenant's group to join, and a second one runs after
+    # joining it (and reads the last event id): a revocation committed in between would reach the socket
+    async with open_socket(ACME["domain"], by_token(token)) as ws:
+        assert (database_use.hops, len(database_use.statements)) == (2, 2)
+        assert "NULL::bigint" in database_use.statements[0]
+        assert '"acme"."conversations_inboxevent"' in database_use.statements[1]
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}
 
 
 async def test_a_resume_is_one_database_hop(tokens, database_use):
@@ -830,3 +851,48 @@ async def test_a_session_whose_password_hash_changed_or_whose_user_is_inactive_i
 )
 async def test_a_handshake_with_a_bad_credential_is_refused(committed_db, headers):
     assert await refused(ACME["domain"], headers)
+
+
+def _user_id(email: str) -> int:
+    from helpdesk.tenancy.models import User
+
+    return int(User.objects.get(email=email).pk)
+
+
+user_id = sync_to_async(_user_id)
+
+
+async def test_a_revocation_is_also_sent_to_the_inbox_groups_of_the_users_tenants(committed_db):
+    # (a socket joins its tenant's group before its check, and its user's group only after it)
+    carol = await new_member(["acme", "globex"])
+    carol_id = await user_id(carol["email"])
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    for group in ("inbox.acme", "inbox.globex"):
+        await layer.group_add(group, listener)
+    try:
+        await command("deactivate_user", carol["email"])
+
+        received = [await asyncio.wait_for(layer.receive(listener), FRAME_TIMEOUT) for _ in range(2)]
+    finally:
+        for group in ("inbox.acme", "inbox.globex"):
+            await layer.group_discard(group, listener)
+
+    assert received == [{"type": "access.revoked", "schema": None, "user": carol_id}] * 2
+
+
+async def test_a_revocation_in_the_tenants_group_closes_that_users_sockets_only(tokens):
+    carol = await new_member(["acme"])
+    carol_id = await user_id(carol["email"])
+    async with (
+        open_socket(ACME["domain"], by_token(carol["token"])) as carols,
+        inbox(ACME["domain"], tokens["alice"]) as (alices, _),
+    ):
+        started = time.monotonic()
+        await get_channel_layer().group_send(
+            "inbox.acme", {"type": "access.revoked", "schema": "acme", "user": carol_id}
+        )
+
+        await assert_closed_within([carols], started)
+        await alices.send_json_to({"type": "ping"})
+        assert await alices.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}
