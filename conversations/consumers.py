@@ -64,10 +64,36 @@ SCHEMA_HINTS_MAX = 10_000
 _schema_hints: dict[str, str] = {}
 
 
+_schema_lookups: dict[str, asyncio.Future[str | None]] = {}
+
+
 def _remember_schema(hostname: str, schema_name: str) -> None:
     if hostname not in _schema_hints and len(_schema_hints) >= SCHEMA_HINTS_MAX:
         _schema_hints.clear()
     _schema_hints[hostname] = schema_name
+
+
+@database_hop
+def _schema_for_host(hostname: str) -> str | None:
+    return socket_access.schema_for_host(hostname)
+
+
+async def _schema_hint(hostname: str) -> str | None:
+    """The schema this host was admitted to, else looked up once for all the handshakes arriving together (after
+    a restart every agent reconnects at once: one lookup per host and process, not a second check per socket)."""
+    hint = _schema_hints.get(hostname)
+    if hint is not None:
+        return hint
+    lookup = _schema_lookups.get(hostname)
+    if lookup is None:
+        lookup = asyncio.ensure_future(_schema_for_host(hostname))
+        _schema_lookups[hostname] = lookup
+        lookup.add_done_callback(lambda _: _schema_lookups.pop(hostname, None))
+    try:
+        return await asyncio.shield(lookup)
+    except Exception:
+        log.exception("looking up the tenant of %r failed", hostname)
+        return None
 
 
 @database_hop
@@ -158,10 +184,13 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         # The tenant's group is joined before the check (one statement: tenant, credential, user, membership and
         # the last event id), so that no event falls between the id read and the group, and so that a revocation
         # committed after the check is heard: revocations go to the tenants' groups too (live.publish_revocation).
-        # Which tenant: the one this host was admitted to before in this process, else a first check says.
-        hint = _schema_hints.get(handshake.hostname)
-        if hint is not None:
-            await self._join(live.inbox_group(hint))
+        # Which tenant: the one this host was admitted to before in this process, else looked up (once).
+        hint = await _schema_hint(handshake.hostname)
+        if hint is None:
+            self.ended = True
+            await self.close()  # no tenant has this domain
+            return
+        await self._join(live.inbox_group(hint))
         access = await _admit(handshake, hint)
         if access is not None and access.schema_name != hint:
             hint = access.schema_name

@@ -102,6 +102,8 @@ RENEW_DUE = """(expiry IS NOT NULL
         AND LEAST(%(renewed)s, created + %(max_ttl)s::interval) - expiry > %(min_refresh)s::interval)"""
 RENEW = """UPDATE {token} SET expiry = LEAST(%(renewed)s, created + %(max_ttl)s::interval)
 WHERE digest = ANY(%(digests)s) AND expiry > %(now)s AND LEAST(%(renewed)s, created + %(max_ttl)s::interval) > expiry"""
+SCHEMA_FOR_HOST = """SELECT t.schema_name FROM {domain} d JOIN {tenant} t ON t.id = d.tenant_id
+WHERE d.domain = %(host)s AND t.schema_name <> %(public)s"""
 LAST_EVENT = "(SELECT max(id) FROM {schema}.{inbox_event})"
 
 
@@ -191,6 +193,15 @@ def admit(handshake: Handshake, schema_hint: str | None = None) -> Access | None
         return None
     last = (last_event_id or 0) if schema_name == hint else None
     return Access(tenant_id, schema_name, user_id, last, bool(renew_due))
+
+
+def schema_for_host(hostname: str) -> str | None:
+    """The schema of the tenant whose domain this is (never the public schema)."""
+    sql = SCHEMA_FOR_HOST.format(**_quoted())
+    with _cursor() as cursor:
+        cursor.execute(sql, {"host": hostname, "public": get_public_schema_name()})
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
 
 
 def _renewal(now: datetime) -> dict[str, Any]:

@@ -689,24 +689,35 @@ async def test_a_handshake_is_one_database_hop_and_statement_even_an_agents_firs
         assert (database_use.hops, len(database_use.statements)) == (1, 1)
 
 
-async def test_the_first_socket_on_a_host_in_a_process_is_checked_again_after_joining_its_tenants_group(
+async def test_sockets_arriving_together_on_a_host_new_to_the_process_look_its_tenant_up_once(
     committed_db, database_use
 ):
     from conversations import consumers
 
-    # given a process that has admitted no socket on any host yet
+    # given a process that has admitted no socket yet (just restarted), and three agents' tokens
     consumers._schema_hints.clear()
-    token = await fresh_token("alice@acme.test")
+    tokens = [await fresh_token(email) for email in ("alice@acme.test", "sam@acme.test", "ada@acme.test")]
     database_use.reset()
 
-    # when one connects, then a first check says which tenant's group to join, and a second one runs after
-    # joining it (and reads the last event id): a revocation committed in between would reach the socket
-    async with open_socket(ACME["domain"], by_token(token)) as ws:
-        assert (database_use.hops, len(database_use.statements)) == (2, 2)
-        assert "NULL::bigint" in database_use.statements[0]
-        assert '"acme"."conversations_inboxevent"' in database_use.statements[1]
-        await ws.send_json_to({"type": "ping"})
-        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}
+    # when their sockets connect at once
+    sockets = [socket(ACME["domain"], token) for token in tokens]
+    try:
+        connected = await asyncio.gather(*(ws.connect(timeout=FRAME_TIMEOUT) for ws in sockets))
+        readies = [await ws.receive_json_from(timeout=FRAME_TIMEOUT) for ws in sockets]
+    finally:
+        for ws in sockets:
+            await ws.disconnect()
+    assert [accepted for accepted, _ in connected] == [True, True, True]
+    assert [ready["type"] for ready in readies] == ["ready", "ready", "ready"]
+
+    # then the host's tenant is looked up once (to join its group before the checks), then each is checked once
+    assert database_use.hops == 4
+    assert [sql.lstrip()[:20] for sql in database_use.statements] == [
+        "SELECT t.schema_name",
+        "WITH site AS (\n    S",
+        "WITH site AS (\n    S",
+        "WITH site AS (\n    S",
+    ]
 
 
 async def test_a_resume_is_one_database_hop(tokens, database_use):
