@@ -3,12 +3,14 @@
 Frames are JSON: `{"type": "message.created" | "message.updated" | "conversation.updated", "id": <event id>,
 "message": {...}, "conversation": {...}}` in the API's shapes. The client sends `{"type": "resume",
 "after": <event id>}` on every (re)connect and gets exactly what it missed, in order, from the event log.
-Every database call opens the tenant's schema itself: Channels runs them on one shared thread.
+Every database call opens the tenant's schema itself (or names it): Channels runs them on one shared thread per
+process, so each call queues behind every other socket's; a handshake makes one (socket_access.admit: tenant,
+credential, user, membership and last event id in one statement), a resume one.
 
 A socket ends (close code 4401, nothing sent after it) when its user loses access: deactivated, signed out
-everywhere, password changed (the actions publish to the user's group `user.<id>`) or membership of this
-tenant removed; as a safety net it also re-checks user, membership and token or session every
-WEBSOCKET_RECHECK_SECONDS.
+everywhere, password changed (the actions publish to the user's group `user.<id>` and, with the user's id, to
+the groups of the user's tenants) or membership of this tenant removed; as a safety net it also re-checks user,
+membership and token or session every WEBSOCKET_RECHECK_SECONDS.
 """
 
 from __future__ import annotations
@@ -62,8 +64,6 @@ def database_hop(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 # check (a wrong or missing hint costs a second check, never access). One entry per tenant domain in use.
 SCHEMA_HINTS_MAX = 10_000
 _schema_hints: dict[str, str] = {}
-
-
 _schema_lookups: dict[str, asyncio.Future[str | None]] = {}
 
 
@@ -109,25 +109,32 @@ def _renew_tokens(digests: list[str]) -> int:
 # Tokens whose idle expiry is due to move on, written together a moment after their sockets connected.
 RENEW_AFTER_SECONDS = 0.5
 _renewals: set[str] = set()
-_renewing: set[asyncio.Task[None]] = set()
+_renewer: asyncio.Task[None] | None = None
 
 
 def _renew_soon(digest: str) -> None:
+    global _renewer
     _renewals.add(digest)
-    if not _renewing:
-        task = asyncio.create_task(_renew_gathered())
-        _renewing.add(task)
-        task.add_done_callback(_renewing.discard)
+    if _renewer is None or _renewer.done() or _renewer.get_loop() is not asyncio.get_running_loop():
+        _renewer = asyncio.create_task(_renew_gathered())
 
 
 async def _renew_gathered() -> None:
-    await asyncio.sleep(RENEW_AFTER_SECONDS)
-    digests = sorted(_renewals)
-    _renewals.clear()
+    global _renewer
     try:
-        await _renew_tokens(digests)
-    except Exception:
-        log.exception("moving %d tokens' idle expiry on failed (their sockets' re-checks will)", len(digests))
+        while _renewals:
+            await asyncio.sleep(RENEW_AFTER_SECONDS)
+            digests = sorted(_renewals)
+            _renewals.clear()
+            try:
+                await _renew_tokens(digests)
+            except Exception:
+                log.exception(
+                    "moving %d tokens' idle expiry on failed (the sockets' re-checks will)", len(digests)
+                )
+    finally:
+        if _renewer is asyncio.current_task():
+            _renewer = None
 
 
 @database_hop
