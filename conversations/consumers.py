@@ -90,10 +90,13 @@ async def _schema_hint(hostname: str) -> str | None:
         _schema_lookups[hostname] = lookup
         lookup.add_done_callback(lambda _: _schema_lookups.pop(hostname, None))
     try:
-        return await asyncio.shield(lookup)
+        schema_name = await asyncio.shield(lookup)
     except Exception:
         log.exception("looking up the tenant of %r failed", hostname)
         return None
+    if schema_name is not None:
+        _remember_schema(hostname, schema_name)
+    return schema_name
 
 
 @database_hop
@@ -234,7 +237,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         """Channels' dispatch without its `aclose_old_connections()` before every message (the connect, each frame
         from the client, each frame from the channel layer): that is a hop to the process's one database thread
         per message, queued behind every handshake's check. This consumer touches the database only through
-        `database_sync_to_async`, which closes its connection itself at both ends of every call."""
+        `database_hop`, which gives its connection back itself at the end of every call."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
