@@ -195,6 +195,20 @@ def admit(handshake: Handshake, schema_hint: str | None = None) -> Access | None
     return Access(tenant_id, schema_name, user_id, last, bool(renew_due))
 
 
+def last_event_id(schema_name: str) -> int:
+    """The tenant's last inbox event id, in one statement (no `SET search_path`: the table is named with its
+    schema)."""
+    if not is_valid_schema_name(schema_name):
+        raise ValueError(f"{schema_name!r} is not a schema name")
+    sql = LAST_EVENT.format(
+        schema=connection.ops.quote_name(schema_name),
+        inbox_event=connection.ops.quote_name(InboxEvent._meta.db_table),
+    )
+    with _cursor() as cursor:
+        cursor.execute(f"SELECT {sql}")
+        return int(cursor.fetchone()[0] or 0)
+
+
 def schema_for_host(hostname: str) -> str | None:
     """The schema of the tenant whose domain this is (never the public schema)."""
     sql = SCHEMA_FOR_HOST.format(**_quoted())

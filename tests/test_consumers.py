@@ -720,22 +720,30 @@ async def test_sockets_arriving_together_on_a_host_new_to_the_process_look_its_t
     ]
 
 
-async def test_a_resume_is_one_database_hop(tokens, database_use):
+async def test_a_resume_is_one_database_hop_and_one_statement_when_nothing_was_missed(tokens, database_use):
     wa_id = fresh_wa_id()
     start = await last_event_id("acme")
     for text in ("one", "two"):
         await inbound(ACME, wa_id, text)
     logged = await frames_after("acme", start)
-    async with inbox(ACME["domain"], tokens["alice"]) as (ws, _):
+    async with inbox(ACME["domain"], tokens["alice"]) as (ws, ready):
+        # a client that missed two events: the last id, then (in the tenant's schema) the events after its id
         database_use.reset()
-
         await ws.send_json_to({"type": "resume", "after": start})
 
         assert await frames(ws, 2) == logged
         assert database_use.hops == 1
-        # the tenant's search path, its last event id, the events after the client's
         assert len(database_use.statements) == 3
-        assert database_use.statements[0] == 'SET search_path = "acme","public"'
+        assert database_use.statements[1] == 'SET search_path = "acme","public"'
+
+        # a client that missed nothing (most of a reconnect storm): the last id only
+        database_use.reset()
+        await ws.send_json_to({"type": "resume", "after": ready["last_event_id"]})
+        await ws.send_json_to({"type": "ping"})
+
+        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}
+        assert (database_use.hops, len(database_use.statements)) == (1, 1)
+        assert 'FROM "acme"."conversations_inboxevent"' in database_use.statements[0]
 
 
 # ------------------------------------------------------------------ what the handshake checks
