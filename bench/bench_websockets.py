@@ -49,10 +49,11 @@ class Sizes:
     memory_sockets: int
     reconnects: int
     fresh_starts: int  # servers started afresh this often for the first-round figure (each with new agents)
+    settle_seconds: float
 
 
-FULL = Sizes(clients=200, rounds=5, memory_sockets=1000, reconnects=1000, fresh_starts=3)
-QUICK = Sizes(clients=50, rounds=3, memory_sockets=100, reconnects=100, fresh_starts=1)
+FULL = Sizes(clients=200, rounds=5, memory_sockets=1000, reconnects=1000, fresh_starts=3, settle_seconds=1.0)
+QUICK = Sizes(clients=50, rounds=3, memory_sockets=100, reconnects=100, fresh_starts=1, settle_seconds=0.3)
 
 
 @dataclass
@@ -195,8 +196,9 @@ def rss_kib(master: int) -> int:
     return total
 
 
-async def settle(seconds: float = 1.0) -> None:
-    await asyncio.sleep(seconds)
+async def settle(sizes: Sizes, times: float = 1.0) -> None:
+    """Lets the servers finish closing sockets (and the machine calm down) between phases."""
+    await asyncio.sleep(sizes.settle_seconds * times)
 
 
 @dataclass
@@ -217,7 +219,7 @@ async def memory_and_reconnect(target: Target, sizes: Sizes, m: Measured) -> Non
     _, warm, _ = await open_many(target, 20)
     m.connects += 20
     await close_all(warm)
-    await settle()
+    await settle(sizes)
 
     # memory: idle, then MEMORY_SOCKETS open (opened in waves of `clients`)
     idle = rss_kib(target.proc.pid)
@@ -231,7 +233,7 @@ async def memory_and_reconnect(target: Target, sizes: Sizes, m: Measured) -> Non
         held += sockets
         readies += ready
         if len(held) == sizes.memory_sockets:
-            await settle()
+            await settle(sizes)
             m.memory_kib_per_socket = (rss_kib(target.proc.pid) - idle) / len(held)
         if len(sockets) < wave:
             break
@@ -243,7 +245,7 @@ async def memory_and_reconnect(target: Target, sizes: Sizes, m: Measured) -> Non
     m.reconnected = len(again)
     m.reconnect_failures = len(target.failures) - failures_before + (sizes.reconnects - len(held))
     await close_all(again)
-    await settle(2.0)
+    await settle(sizes, 2)
     target.use_other_tokens = False
 
 
@@ -251,7 +253,7 @@ async def connect_round(target: Target, sizes: Sizes, m: Measured) -> float:
     elapsed, sockets, _ = await open_many(target, sizes.clients)
     m.connects += sizes.clients
     await close_all(sockets)
-    await settle()
+    await settle(sizes)
     return elapsed
 
 
@@ -368,24 +370,22 @@ def run(quick: bool) -> list[Figure]:
     reference = Target("reference", 0, host, "/ws/bare/", [], [], resumes=False)
     measured_product, measured_reference = Measured(), Measured()
 
-    # the first round freshly started workers serve (as after a deploy), each time with agents new to them
+    # the first round freshly started workers serve (as after a deploy), each time with agents new to them; the
+    # last start's servers go on with the other phases
     for i in range(sizes.fresh_starts):
         product.tokens = tokens[(2 + i) * n : (3 + i) * n]
+        last = i == sizes.fresh_starts - 1
         try:
             start(product, reference, env)
             for target, m in ((reference, measured_reference), (product, measured_product)):
                 m.fresh_connect_seconds.append(asyncio.run(connect_round(target, sizes, m)))
+            if last:
+                product.tokens, product.other_tokens = tokens[:n], tokens[n : 2 * n]
+                measured_product, measured_reference = asyncio.run(
+                    measure(product, reference, sizes, measured_product, measured_reference)
+                )
         finally:
             stop(product.proc, reference.proc)
-
-    product.tokens, product.other_tokens = tokens[:n], tokens[n : 2 * n]
-    try:
-        start(product, reference, env)
-        measured_product, measured_reference = asyncio.run(
-            measure(product, reference, sizes, measured_product, measured_reference)
-        )
-    finally:
-        stop(product.proc, reference.proc)
     if reference.failures:
         print(f"the reference failed {len(reference.failures)}: {reference.failures[:3]}", file=sys.stderr)
     return figures(measured_product, measured_reference, sizes, product.failures)
