@@ -1,24 +1,24 @@
-"""Websocket scope middleware: same-origin handshakes only, the tenant from the Host header, and API-token
-authentication.
+"""Websocket scope middleware: same-origin handshakes only, and what the handshake presents (the Host's name, an
+API token or else the session cookie) read into `scope["handshake"]`, without the database.
 
-django-tenants does nothing for websockets, so the tenant is resolved here into `scope["tenant"]`; the
-consumer then opens that tenant's schema inside every database call it makes.
+django-tenants does nothing for websockets: the inbox consumer resolves the tenant from that host name, the
+credential, the user and their membership in one database statement (conversations/socket_access.py), and
+then opens the tenant's schema inside every database call it makes.
 """
 
 from __future__ import annotations
 
+import binascii
 from typing import Any
 from urllib.parse import urlsplit
 
-from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
-from django.contrib.auth.models import AnonymousUser
+from django.conf import settings
+from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port
-from django_tenants.utils import get_public_schema_name
-from rest_framework.exceptions import AuthenticationFailed
+from knox.crypto import hash_token
 
-from helpdesk.tenancy.authentication import TokenAuthentication
-from helpdesk.tenancy.models import Domain, Tenant
+from conversations.socket_access import Handshake
 
 Scope = dict[str, Any]
 DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -50,25 +50,6 @@ def same_origin(origin: str, host: str) -> bool:
     return (parts.hostname.lower(), origin_port or default) == (host_name.strip("[]"), host_port or default)
 
 
-@database_sync_to_async
-def _tenant_for_host(hostname: str) -> Tenant | None:
-    domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()
-    if domain is None or domain.tenant.schema_name == get_public_schema_name():
-        return None
-    return domain.tenant
-
-
-@database_sync_to_async
-def _authenticate_token(key: str) -> tuple[Any, str | None]:
-    """The user of a valid API token and the token's digest (expired and revoked tokens: no user). A use
-    moves the token's idle expiry on, as on the REST API."""
-    try:
-        user, token = TokenAuthentication().authenticate_credentials(key.encode())
-    except (AuthenticationFailed, UnicodeError):
-        return None, None
-    return user, token.digest
-
-
 class SameOriginMiddleware:
     """Refuses (403) a handshake whose Origin is not the host it connects to. A missing Origin is refused too:
     browsers always send one, and other clients can."""
@@ -84,26 +65,35 @@ class SameOriginMiddleware:
         return await self.inner(scope, receive, send)
 
 
-class TenantMiddleware:
+def token_digest(key: str) -> str:
+    """The digest knox stores for an API token ("" for a key that cannot be one: it matches no token)."""
+    try:
+        return str(hash_token(key))
+    except (TypeError, ValueError, UnicodeError, binascii.Error):
+        return ""
+
+
+def read_handshake(scope: Scope) -> Handshake:
+    """`Authorization: Token <key>` authenticates like the REST API (and then only the token counts); else the
+    session cookie does."""
+    hostname, _port = split_domain_port(_header(scope, b"host"))
+    authorization = _header(scope, b"authorization")
+    if authorization.startswith("Token "):
+        return Handshake(
+            hostname.lower(), token_digest=token_digest(authorization.removeprefix("Token ").strip())
+        )
+    session_key = parse_cookie(_header(scope, b"cookie")).get(settings.SESSION_COOKIE_NAME)
+    # Django's session stores refuse keys shorter than 8 characters (SessionBase._validate_session_key).
+    return Handshake(
+        hostname.lower(), session_key=session_key if session_key and len(session_key) >= 8 else None
+    )
+
+
+class HandshakeMiddleware:
+    """`scope["handshake"]`: the host name and credential the consumer admits in one database statement."""
+
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
-        hostname, _port = split_domain_port(_header(scope, b"host"))
-        scope = dict(scope, tenant=await _tenant_for_host(hostname.lower()) if hostname else None)
-        return await self.inner(scope, receive, send)
-
-
-class TokenAuthMiddleware:
-    """`Authorization: Token <key>` on the handshake authenticates like the REST API (the token's digest goes in
-    `scope["auth_token"]` for the consumer's re-checks); else the session does."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
-        authorization = _header(scope, b"authorization")
-        if authorization.startswith("Token "):
-            user, digest = await _authenticate_token(authorization.removeprefix("Token ").strip())
-            scope = dict(scope, user=user or AnonymousUser(), auth_token=digest)
-        return await self.inner(scope, receive, send)
+        return await self.inner(dict(scope, handshake=read_handshake(scope)), receive, send)

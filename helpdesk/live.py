@@ -42,21 +42,26 @@ def user_group(user_id: int) -> str:
     return f"user.{int(user_id)}"
 
 
-async def _send_all(group: str, messages: list[dict[str, Any]]) -> None:
+async def _send_all(sends: list[tuple[str, dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     assert layer is not None
-    for message in messages:
+    for group, message in sends:
         await layer.group_send(group, message)
 
 
 def _send(group: str, messages: list[dict[str, Any]], wait_seconds: float) -> None:
-    future = asyncio.run_coroutine_threadsafe(_send_all(group, messages), _publisher_loop())
+    _send_to([(group, message) for message in messages], wait_seconds)
+
+
+def _send_to(sends: list[tuple[str, dict[str, Any]]], wait_seconds: float) -> None:
+    future = asyncio.run_coroutine_threadsafe(_send_all(sends), _publisher_loop())
+    groups = sorted({group for group, _ in sends})
     try:
         future.result(timeout=wait_seconds)
     except FutureTimeout:
-        log.warning("publishing %d messages to %s is slow", len(messages), group)
+        log.warning("publishing %d messages to %s is slow", len(sends), ", ".join(groups))
     except Exception:
-        log.exception("publishing %d messages to %s failed", len(messages), group)
+        log.exception("publishing %d messages to %s failed", len(sends), ", ".join(groups))
 
 
 def publish(schema_name: str, frames: Iterable[dict[str, Any]], wait_seconds: float = 2.0) -> None:
@@ -66,7 +71,20 @@ def publish(schema_name: str, frames: Iterable[dict[str, Any]], wait_seconds: fl
         _send(inbox_group(schema_name), batch, wait_seconds)
 
 
-def publish_revocation(user_id: int, schema_name: str | None = None, wait_seconds: float = 2.0) -> None:
+def publish_revocation(
+    user_id: int,
+    schema_name: str | None = None,
+    tenant_schemas: Iterable[str] = (),
+    wait_seconds: float = 2.0,
+) -> None:
     """Close a user's open websockets: in one tenant (membership removed) or everywhere (deactivated, password
-    changed, signed out everywhere). Sockets also re-check periodically, should this message be lost."""
-    _send(user_group(user_id), [{"type": "access.revoked", "schema": schema_name}], wait_seconds)
+    changed, signed out everywhere). To the user's group, and to the inbox groups of `tenant_schemas` (the
+    tenants the user was a member of) with the user's id: a socket joins its tenant's group before its access is
+    checked, and the user's only once that check has said who it is, so a revocation committed in between is
+    heard there. Sockets also re-check periodically, should these messages be lost."""
+    message: dict[str, Any] = {"type": "access.revoked", "schema": schema_name}
+    sends = [(user_group(user_id), message)]
+    sends += [
+        (inbox_group(schema), {**message, "user": int(user_id)}) for schema in sorted(set(tenant_schemas))
+    ]
+    _send_to(sends, wait_seconds)

@@ -623,3 +623,295 @@ async def test_an_open_socket_keeps_its_token_alive(committed_db, settings):
         assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}
         expiry = await sync_to_async(lambda: AuthToken.objects.get(user__email=carol["email"]).expiry)()
         assert expiry > timezone.now() + timedelta(hours=23)
+
+
+# ------------------------------------------------------------------ the cost of a handshake
+
+
+class DatabaseUse:
+    """The database work of websockets while installed: `database_sync_to_async` hops (Channels runs each on the
+    process's one database thread) and the statements they run through Django."""
+
+    def __init__(self) -> None:
+        self.hops = 0
+        self.statements: list[str] = []
+
+    def __call__(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+        self.statements.append(str(sql))
+        return execute(sql, params, many, context)
+
+    def reset(self) -> None:
+        self.hops, self.statements = 0, []
+
+
+@pytest.fixture
+def database_use(monkeypatch: pytest.MonkeyPatch) -> DatabaseUse:
+    """Counts hops by wrapping Channels' DatabaseSyncToAsync.thread_handler (which still does all it did)."""
+    from channels.db import DatabaseSyncToAsync
+    from django.db import connections
+
+    use = DatabaseUse()
+    original = DatabaseSyncToAsync.thread_handler
+
+    def counted(self: Any, loop: Any, *args: Any, **kwargs: Any) -> Any:
+        use.hops += 1
+        with connections["default"].execute_wrapper(use):
+            return original(self, loop, *args, **kwargs)
+
+    monkeypatch.setattr(DatabaseSyncToAsync, "thread_handler", counted)
+    return use
+
+
+def _fresh_token(email: str) -> str:
+    from helpdesk.tenancy.models import User
+
+    return issue_token(User.objects.get(email=email))
+
+
+fresh_token = sync_to_async(_fresh_token)
+
+
+async def test_a_handshake_is_one_database_hop_and_statement_even_an_agents_first(committed_db, database_use):
+    # given this process has admitted a socket on acme's host before, and a token never used on a socket
+    async with open_socket(ACME["domain"], by_token(await fresh_token("sam@acme.test"))):
+        pass
+    token = await fresh_token("alice@acme.test")
+    database_use.reset()
+
+    # when it connects: one hop, one statement (tenant, token, user, membership and last event id)
+    async with open_socket(ACME["domain"], by_token(token)):
+        assert (database_use.hops, len(database_use.statements)) == (1, 1)
+        assert database_use.statements[0].lstrip().startswith("WITH site AS")  # (no `SET search_path` first)
+
+    # and so when it connects again
+    database_use.reset()
+    async with open_socket(ACME["domain"], by_token(token)):
+        assert (database_use.hops, len(database_use.statements)) == (1, 1)
+
+
+async def test_sockets_arriving_together_on_a_host_new_to_the_process_look_its_tenant_up_once(
+    committed_db, database_use
+):
+    from conversations import consumers
+
+    # given a process that has admitted no socket yet (just restarted), and three agents' tokens
+    consumers._schema_hints.clear()
+    tokens = [await fresh_token(email) for email in ("alice@acme.test", "sam@acme.test", "ada@acme.test")]
+    database_use.reset()
+
+    # when their sockets connect at once
+    sockets = [socket(ACME["domain"], token) for token in tokens]
+    try:
+        connected = await asyncio.gather(*(ws.connect(timeout=FRAME_TIMEOUT) for ws in sockets))
+        readies = [await ws.receive_json_from(timeout=FRAME_TIMEOUT) for ws in sockets]
+    finally:
+        for ws in sockets:
+            await ws.disconnect()
+    assert [accepted for accepted, _ in connected] == [True, True, True]
+    assert [ready["type"] for ready in readies] == ["ready", "ready", "ready"]
+
+    # then the host's tenant is looked up once (to join its group before the checks), then each is checked once
+    assert database_use.hops == 4
+    assert [sql.lstrip()[:20] for sql in database_use.statements] == [
+        "SELECT t.schema_name",
+        "WITH site AS (\n    S",
+        "WITH site AS (\n    S",
+        "WITH site AS (\n    S",
+    ]
+
+
+async def test_a_resume_is_one_database_hop_and_one_statement_when_nothing_was_missed(tokens, database_use):
+    wa_id = fresh_wa_id()
+    start = await last_event_id("acme")
+    for text in ("one", "two"):
+        await inbound(ACME, wa_id, text)
+    logged = await frames_after("acme", start)
+    async with inbox(ACME["domain"], tokens["alice"]) as (ws, ready):
+        # a client that missed two events: the last id, then (in the tenant's schema) the events after its id
+        database_use.reset()
+        await ws.send_json_to({"type": "resume", "after": start})
+
+        assert await frames(ws, 2) == logged
+        assert database_use.hops == 1
+        assert len(database_use.statements) == 3
+        assert database_use.statements[1] == 'SET search_path = "acme","public"'
+
+        # a client that missed nothing (most of a reconnect storm): the last id only
+        database_use.reset()
+        await ws.send_json_to({"type": "resume", "after": ready["last_event_id"]})
+        await ws.send_json_to({"type": "ping"})
+
+        assert await ws.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}
+        assert (database_use.hops, len(database_use.statements)) == (1, 1)
+        assert 'FROM "acme"."conversations_inboxevent"' in database_use.statements[0]
+
+
+# ------------------------------------------------------------------ what the handshake checks
+
+
+def _remove_membership(email: str, slug: str) -> None:
+    from helpdesk.tenancy.models import Membership
+
+    Membership.objects.filter(user__email=email, tenant__schema_name=slug).delete()
+
+
+def _expire_token(token: str, expiry: Any) -> None:
+    from knox.crypto import hash_token
+    from knox.models import AuthToken
+
+    AuthToken.objects.filter(digest=hash_token(token)).update(expiry=expiry)
+
+
+def _token_expiry(token: str) -> Any:
+    from knox.crypto import hash_token
+    from knox.models import AuthToken
+
+    return AuthToken.objects.get(digest=hash_token(token)).expiry
+
+
+def _change_password_hash(email: str) -> None:
+    """The stored password changes without the sessions being deleted (another tool wrote it)."""
+    from django.contrib.auth.hashers import make_password
+
+    from helpdesk.tenancy.models import User
+
+    User.objects.filter(email=email).update(password=make_password("another-password-8231"))
+
+
+def _set_active(email: str, active: bool) -> None:
+    from helpdesk.tenancy.models import User
+
+    User.objects.filter(email=email).update(is_active=active)
+
+
+remove_membership = sync_to_async(_remove_membership)
+expire_token = sync_to_async(_expire_token)
+token_expiry = sync_to_async(_token_expiry)
+change_password_hash = sync_to_async(_change_password_hash)
+set_active = sync_to_async(_set_active)
+
+
+async def refused(host: str, headers: list[tuple[bytes, bytes]]) -> bool:
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/inbox/",
+        headers=[(b"host", host.encode()), (b"origin", f"http://{host}".encode()), *headers],
+    )
+    connected, code = await communicator.connect(timeout=FRAME_TIMEOUT)
+    await communicator.disconnect()
+    return (connected, code) == (False, 1000)
+
+
+async def test_a_socket_admitted_before_is_refused_once_its_membership_is_gone(committed_db):
+    # given carol has connected to both tenants with her token (this process remembers whose groups to join)
+    carol = await new_member(["acme", "globex"])
+    async with open_socket(ACME["domain"], by_token(carol["token"])):
+        pass
+    async with open_socket(GLOBEX["domain"], by_token(carol["token"])):
+        pass
+
+    # when her acme membership is removed (without any message to her sockets)
+    await remove_membership(carol["email"], "acme")
+
+    # then acme refuses her next handshake, by token and by session, and globex still takes it
+    assert await refused(ACME["domain"], by_token(carol["token"]))
+    assert await refused(ACME["domain"], by_session(carol["cookie"]))
+    async with open_socket(GLOBEX["domain"], by_token(carol["token"])):
+        pass
+
+
+async def test_an_expired_token_is_refused_and_a_used_one_moves_its_idle_expiry_on(committed_db):
+    from django.utils import timezone
+
+    carol = await new_member(["acme"])
+
+    # a token close to its idle expiry is moved on by a handshake, as by an API call (written within a second,
+    # together with the other sockets' of the moment)
+    await expire_token(carol["token"], timezone.now() + timedelta(seconds=30))
+    async with open_socket(ACME["domain"], by_token(carol["token"])):
+        deadline = time.monotonic() + 2
+        while await token_expiry(carol["token"]) < timezone.now() + timedelta(hours=1):
+            assert time.monotonic() < deadline, "the idle expiry did not move on"
+            await asyncio.sleep(0.05)
+        assert await token_expiry(carol["token"]) > timezone.now() + timedelta(hours=23)
+
+    # an expired one is refused (after it had been admitted before)
+    await expire_token(carol["token"], timezone.now() - timedelta(seconds=1))
+    assert await refused(ACME["domain"], by_token(carol["token"]))
+
+
+async def test_a_session_whose_password_hash_changed_or_whose_user_is_inactive_is_refused(committed_db):
+    carol, dave = await new_member(["acme"]), await new_member(["acme"])
+    async with open_socket(ACME["domain"], by_session(carol["cookie"])):
+        pass
+    async with open_socket(ACME["domain"], by_session(dave["cookie"])):
+        pass
+
+    await change_password_hash(carol["email"])
+    await set_active(dave["email"], False)
+
+    assert await refused(ACME["domain"], by_session(carol["cookie"]))
+    assert await refused(ACME["domain"], by_session(dave["cookie"]))
+    # and their tokens (unchanged by the password hash) follow the same rule for inactive users
+    async with open_socket(ACME["domain"], by_token(carol["token"])):
+        pass
+    assert await refused(ACME["domain"], by_token(dave["token"]))
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"authorization", b"Token not-a-token")],
+        [(b"authorization", b"Token \xff\xfe")],
+        [(b"cookie", b"sessionid=nosuchsessionkey123")],
+        [(b"cookie", b"sessionid=short")],
+    ],
+    ids=["unknown-token", "undecodable-token", "unknown-session", "invalid-session-key"],
+)
+async def test_a_handshake_with_a_bad_credential_is_refused(committed_db, headers):
+    assert await refused(ACME["domain"], headers)
+
+
+def _user_id(email: str) -> int:
+    from helpdesk.tenancy.models import User
+
+    return int(User.objects.get(email=email).pk)
+
+
+user_id = sync_to_async(_user_id)
+
+
+async def test_a_revocation_is_also_sent_to_the_inbox_groups_of_the_users_tenants(committed_db):
+    # (a socket joins its tenant's group before its check, and its user's group only after it)
+    carol = await new_member(["acme", "globex"])
+    carol_id = await user_id(carol["email"])
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    for group in ("inbox.acme", "inbox.globex"):
+        await layer.group_add(group, listener)
+    try:
+        await command("deactivate_user", carol["email"])
+
+        received = [await asyncio.wait_for(layer.receive(listener), FRAME_TIMEOUT) for _ in range(2)]
+    finally:
+        for group in ("inbox.acme", "inbox.globex"):
+            await layer.group_discard(group, listener)
+
+    assert received == [{"type": "access.revoked", "schema": None, "user": carol_id}] * 2
+
+
+async def test_a_revocation_in_the_tenants_group_closes_that_users_sockets_only(tokens):
+    carol = await new_member(["acme"])
+    carol_id = await user_id(carol["email"])
+    async with (
+        open_socket(ACME["domain"], by_token(carol["token"])) as carols,
+        inbox(ACME["domain"], tokens["alice"]) as (alices, _),
+    ):
+        started = time.monotonic()
+        await get_channel_layer().group_send(
+            "inbox.acme", {"type": "access.revoked", "schema": "acme", "user": carol_id}
+        )
+
+        await assert_closed_within([carols], started)
+        await alices.send_json_to({"type": "ping"})
+        assert await alices.receive_json_from(timeout=FRAME_TIMEOUT) == {"type": "pong"}

@@ -61,13 +61,14 @@ def tenant_by_slug(slug: str) -> Tenant:
 
 @transaction.atomic
 def do_add_member(tenant: Tenant, email: str, role: str, password: str | None, name: str = "") -> Membership:
-    """Create the user if new (else update the password when one is given) and set their role in the tenant."""
+    """Create the user if new (else update the password when one is given) and set their role in the tenant. An
+    existing user's row is locked first, as a revocation locks it (see _revoke_everything)."""
     if role not in Role.values:
         raise TenancyError(f"Unknown role {role!r}; use one of {', '.join(Role.values)}.")
     email = email.strip().lower()
     if "@" not in email:
         raise TenancyError(f"{email!r} is not an email address.")
-    user = User.objects.filter(email=email).first()
+    user = User.objects.select_for_update().filter(email=email).first()
     if user is None:
         if not password:
             raise TenancyError("A new user needs a password.")
@@ -132,14 +133,19 @@ def do_remove_member(tenant: Tenant, email: str) -> None:
         raise TenancyError(f"{email!r} is not a member of {tenant.schema_name}.")
     user_id = membership.user_id
     membership.delete()
-    transaction.on_commit(lambda: live.publish_revocation(user_id, tenant.schema_name))
+    schema = tenant.schema_name
+    transaction.on_commit(lambda: live.publish_revocation(user_id, schema, tenant_schemas=[schema]))
 
 
 def _revoke_everything(user: User) -> None:
+    # The user's row is locked first: a membership being added (do_add_member locks it too) is then either among
+    # the tenants read here, or committed after this revocation (and its sockets see the revocation).
+    list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+    schemas = list(Membership.objects.filter(user=user).values_list("tenant__schema_name", flat=True))
     AuthToken.objects.filter(user=user).delete()
     UserSession.objects.filter(user=user).delete()
     user_id = user.pk
-    transaction.on_commit(lambda: live.publish_revocation(user_id))
+    transaction.on_commit(lambda: live.publish_revocation(user_id, tenant_schemas=schemas))
 
 
 @transaction.atomic
