@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+IDLE_SECONDS = 3.0  # kept-alive connections idle longer than this are not reused
 Request = list[Any]  # [due, sent, done, status, retry_after, items, wamids, redelivery]
 
 
@@ -144,6 +145,8 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.used = 0  # requests answered on it
+        self.idle_since = time.monotonic()
 
     async def exchange(self, request: bytes) -> tuple[int, dict[str, str], bool]:
         """(status, headers, keep-alive) of one request."""
@@ -190,8 +193,12 @@ class Pool:
         async with self.free:
             while not self.idle and self.opened >= self.limit:
                 await self.free.wait()
-            if self.idle:
-                return self.idle.pop()
+            while self.idle:
+                conn = self.idle.pop()
+                if time.monotonic() - conn.idle_since < IDLE_SECONDS:
+                    return conn
+                conn.close()  # the server may close it at any moment now (uvicorn: after 5 s idle)
+                self.opened -= 1
             self.opened += 1
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -205,6 +212,7 @@ class Pool:
             if conn is None:
                 self.opened -= 1
             else:
+                conn.idle_since = time.monotonic()
                 self.idle.append(conn)
             self.free.notify()
 
@@ -239,7 +247,19 @@ class Sender:
             async with asyncio.timeout(self.timeout):
                 conn = await self.pool.acquire()
                 record[1] = time.time()
-                status, headers, keep = await conn.exchange(request)
+                try:
+                    status, headers, keep = await conn.exchange(request)
+                except (ConnectionError, OSError, asyncio.IncompleteReadError):
+                    if not conn.used:
+                        raise
+                    # A kept-alive connection the server had closed before reading this request (as every
+                    # HTTP client does, send it again on a new one).
+                    conn.close()
+                    await self.pool.release(None)
+                    conn = None
+                    conn = await self.pool.acquire()
+                    status, headers, keep = await conn.exchange(request)
+                conn.used += 1
             record[3] = status
             record[4] = headers.get("retry-after")
             if keep:
