@@ -24,6 +24,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +105,8 @@ def machine() -> dict[str, str]:
     try:
         import redis
 
-        info["Redis"] = str(redis.Redis.from_url(os.environ["REDIS_URL"]).info("server")["redis_version"])
+        server: dict[str, Any] = redis.Redis.from_url(os.environ["REDIS_URL"]).info("server")  # type: ignore[assignment]
+        info["Redis"] = str(server["redis_version"])
     except Exception as error:
         info["Redis"] = f"unknown ({error})"
     return info
