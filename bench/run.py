@@ -45,10 +45,11 @@ def benchmark_names() -> list[str]:
 
 
 def scratch_url(url: str, suffix: str = "_bench") -> tuple[str, str, str]:
-    """(scratch database URL, its name, the URL of the maintenance database `postgres`) for DATABASE_URL."""
+    """(scratch database URL, its name, the URL of the maintenance database `postgres`) for DATABASE_URL.
+    Always a new name (`hd_bench` gives `hd_bench_bench`): the database DATABASE_URL names is never dropped."""
     parts = urlsplit(url)
     name = parts.path.lstrip("/") or "postgres"
-    scratch = name if name.endswith(suffix) else name + suffix
+    scratch = name + suffix
     return (
         urlunsplit(parts._replace(path="/" + scratch)),
         scratch,

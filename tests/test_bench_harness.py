@@ -99,7 +99,7 @@ def test_scratch_database_of_a_unix_socket_url_keeps_the_socket():
 
     assert url == "postgresql://postgres@/helpdesk_bench?host=/work/var/pg"
     assert name == "helpdesk_bench"
-    assert scratch_url(url)[1] == "helpdesk_bench"  # already a scratch name: not suffixed twice
+    assert scratch_url(url)[1] == "helpdesk_bench_bench"  # never the database DATABASE_URL names
 
 
 def _config() -> dict[str, object]:
