@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import platform
 import secrets
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,7 @@ class Outcome:
     figures: list[Figure] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
+    doc: str = ""  # the module's docstring: how it measures
 
 
 def run_benchmark(name: str, quick: bool) -> Outcome:
@@ -130,6 +132,7 @@ def run_benchmark(name: str, quick: bool) -> Outcome:
     started = time.monotonic()
     try:
         module = importlib.import_module(f"bench.bench_{name}")
+        outcome.doc = (module.__doc__ or "").strip()
         figures = module.run(quick)
         if not isinstance(figures, list) or not all(isinstance(f, Figure) for f in figures):
             raise TypeError(f"bench_{name}.run() must return a list of Figure, got {type(figures).__name__}")
@@ -189,8 +192,10 @@ def report(
         "",
     ]
     lines.append(markdown_tables(figures))
-    lines += ["## Time per benchmark", ""]
-    lines += [f"- {outcome.name}: {outcome.seconds:.0f} s" for outcome in outcomes]
+    lines += ["## How each benchmark measures", ""]
+    for outcome in outcomes:
+        lines += [f"### {outcome.name} (`bench/bench_{outcome.name}.py`, {outcome.seconds:.0f} s)", ""]
+        lines += ["```text", outcome.doc or "(no docstring)", "```", ""]
     lines += [
         "",
         "## Reproduce",
@@ -234,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             "python -m bench.run" + (" --quick" if args.quick else "") + " --only " + shlex.join(args.only)
         )
 
+    from bench import servers
+
+    for old_log in servers.LOG_DIR.glob("*.log"):  # the servers' output of this run only
+        old_log.unlink()
     url, database, maintenance = scratch_url(os.environ["DATABASE_URL"])
     print(f"scratch database {database}: dropping, creating, migrating", flush=True)
     recreate_database(maintenance, database)
@@ -279,6 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     target = QUICK_REPORT if args.quick else (PARTIAL_REPORT if args.only else DOCS)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
+    raw = ROOT / "var" / "bench" / f"figures-{'quick' if args.quick else 'full'}.json"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(
+        json.dumps(
+            {
+                "date": started_at.isoformat(),
+                "command": command,
+                "machine": info,
+                "figures": [dict(asdict(f), ratio=f.ratio) for f in figures],
+                "crashed": crashed,
+            },
+            indent=1,
+        )
+    )
     print(f"\nwritten: {target.relative_to(ROOT)} ({(time.monotonic() - started) / 60:.1f} minutes in all)")
     if crashed:
         print(f"CRASHED: {', '.join(crashed)}", file=sys.stderr)
