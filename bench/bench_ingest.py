@@ -312,7 +312,7 @@ class Phase:
             elif status == 0:
                 key = "timeout"
             elif status == -1:
-                key = "connection failed"
+                key = f"failed ({str(r[4] or '').split(':')[0]})"
             else:
                 key = str(status)
             counts[key] = counts.get(key, 0) + 1

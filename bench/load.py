@@ -34,7 +34,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-IDLE_SECONDS = 3.0  # kept-alive connections idle longer than this are not reused
+# Kept-alive connections idle longer than this are not reused: gunicorn's uvicorn worker closes them after
+# gunicorn's `keepalive` (2 s by default), and a request written to a closing connection is lost.
+IDLE_SECONDS = 1.0
 Request = list[Any]  # [due, sent, done, status, retry_after, items, wamids, redelivery]
 
 
@@ -189,16 +191,18 @@ class Pool:
         self.opened = 0
         self.free = asyncio.Condition()
 
-    async def acquire(self) -> Connection:
+    async def acquire(self, fresh: bool = False) -> Connection:
         async with self.free:
             while not self.idle and self.opened >= self.limit:
                 await self.free.wait()
             while self.idle:
                 conn = self.idle.pop()
-                if time.monotonic() - conn.idle_since < IDLE_SECONDS:
+                if not fresh and time.monotonic() - conn.idle_since < IDLE_SECONDS:
                     return conn
-                conn.close()  # the server may close it at any moment now (uvicorn: after 5 s idle)
+                conn.close()  # stale (the server may be closing it), or room for a fresh one
                 self.opened -= 1
+                if fresh:
+                    break
             self.opened += 1
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -257,7 +261,7 @@ class Sender:
                     conn.close()
                     await self.pool.release(None)
                     conn = None
-                    conn = await self.pool.acquire()
+                    conn = await self.pool.acquire(fresh=True)
                     status, headers, keep = await conn.exchange(request)
                 conn.used += 1
             record[3] = status
@@ -267,8 +271,9 @@ class Sender:
                 conn = None
         except TimeoutError:
             record[3] = 0
-        except Exception:
+        except Exception as error:
             record[3] = -1
+            record[4] = f"{type(error).__name__}: {error}"[:200]  # what failed, in place of Retry-After
         finally:
             record[2] = time.time()
             if record[1] == 0.0:
