@@ -1,13 +1,16 @@
 # make run   - set up and start everything (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set)
 # make test  - install the dev dependencies and run the whole test suite
 # make lint  - ruff and mypy
+# make bench - every benchmark against its reference (~20 min), writes docs/performance.md
+# make bench-quick - the same, a few seconds each (CI smoke test), writes var/bench/performance-quick.md
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean bench bench-quick
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +29,12 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(PY) -m helpdesk.services exec -- $(PY) -m pytest -rs $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	$(PY) -m helpdesk.services exec -- $(PY) -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.installed-dev
+	$(PY) -m helpdesk.services exec -- $(PY) -m bench.run --quick $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

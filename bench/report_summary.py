@@ -10,7 +10,7 @@ two computations disagree (counts exactly, times within --tolerance seconds).
 The brute force is what a report written without a reporting store would run: window functions over
 conversations_message (a wait starts at the customer's first message after the last human agent reply and ends
 at the next human agent reply), tickets_ticket for ticket openings, reopens and resolutions. Two limits of the
-raw tables it lives with (docs/performance.md): a ticket keeps only its latest cycle, so the first response of a
+raw tables it lives with (docs/performance-reports.md): a ticket keeps only its latest cycle, so the first response of a
 reopened cycle is recognised by `cycle_started_at` (seed_load reopens a ticket at most once), and a reopened
 ticket that is open again has lost its resolution time (counted by its reopen date instead, which is within the
 reopen window after it).

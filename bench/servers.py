@@ -3,6 +3,7 @@ ASGI app (HTTP and websockets on one port), a Celery worker and beat. Every benc
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -14,6 +15,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+STARTED: list[subprocess.Popen[bytes]] = []  # every process started here, for stop_all()
+
+
+LOG_DIR = ROOT / "var" / "bench" / "logs"  # each server's output, so that the run's own output stays readable
+
+
+def _spawn(command: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+    """Start `command` in a session of its own (stopped as a group), its output in LOG_DIR/`name`-<time>.log."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = LOG_DIR / f"{name}-{time.strftime('%H%M%S')}-{len(STARTED)}.log"
+    with log.open("ab") as output:
+        proc = subprocess.Popen(
+            command, env=env, cwd=ROOT, start_new_session=True, stdout=output, stderr=subprocess.STDOUT
+        )
+    STARTED.append(proc)
+    return proc
+
+
+def stop_all() -> None:
+    """Whatever a benchmark started and left running (it crashed, say): bench/run.py calls this after each."""
+    stop(*STARTED)
+    STARTED.clear()
 
 
 def free_port() -> int:
@@ -30,7 +53,7 @@ def start_web(
         PYTHON, "-m", "gunicorn", app, "-k", "uvicorn_worker.UvicornWorker", "-w", str(workers),
         "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--graceful-timeout", "5",
     ]  # fmt: skip
-    return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    return _spawn(command, env, "web")
 
 
 def start_worker(env: dict[str, str], concurrency: int = 2) -> subprocess.Popen[bytes]:
@@ -46,12 +69,17 @@ def start_worker(env: dict[str, str], concurrency: int = 2) -> subprocess.Popen[
         "--concurrency",
         str(concurrency),
     ]
-    return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    return _spawn(command, env, "worker")
 
 
 def start_beat(env: dict[str, str], schedule: Path) -> subprocess.Popen[bytes]:
     command = [PYTHON, "-m", "celery", "-A", "helpdesk", "beat", "-l", "warning", "-s", str(schedule)]
-    return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    return _spawn(command, env, "beat")
+
+
+def start_reference_applier(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The minimal reference's batch applier (bench/reference.py)."""
+    return _spawn([PYTHON, "-m", "bench.reference", "applier"], env, "reference-applier")
 
 
 def wait_http(port: int, host: str = "localhost", path: str = "/healthz", timeout: float = 60.0) -> None:
@@ -70,14 +98,16 @@ def wait_http(port: int, host: str = "localhost", path: str = "/healthz", timeou
 
 
 def stop(*procs: subprocess.Popen[bytes]) -> None:
-    """SIGTERM each process group, then SIGKILL what is left after 10 seconds."""
+    """SIGTERM each process (gunicorn and Celery stop their own workers: a warm shutdown), then SIGKILL the
+    process group of whatever is left after 10 seconds."""
     for proc in procs:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
     for proc in procs:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group (the leader has exited or hangs)
+        proc.wait()
