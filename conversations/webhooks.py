@@ -190,8 +190,9 @@ def process_until_done(limit: int = 200) -> int:
     total = 0
     while True:
         try:
-            while processed := process_pending_events(limit):
+            while (processed := process_pending_events(limit)) == limit:  # a full batch: more may wait
                 total += processed
+            total += processed
         finally:  # even when this task fails, the next webhook wakes another
             _clear_wake_key()
         processed = process_pending_events(limit)
@@ -266,20 +267,22 @@ def _plan(payload: Any, numbers: list[WhatsAppNumber]) -> list[ChangeWork]:
 
 
 def _claim(limit: int) -> list[WebhookEvent]:
-    """Take up to `limit` due events for this worker (other workers skip them until the claim runs out)."""
+    """Take up to `limit` due events for this worker (other workers skip them until the claim runs out): one
+    statement, committed on its own."""
     now = timezone.now()
-    with transaction.atomic():
-        events = list(
-            WebhookEvent.objects.select_for_update(skip_locked=True)
-            .filter(processed_at__isnull=True, parked_at__isnull=True)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("pk")[:limit]
-        )
-        WebhookEvent.objects.filter(pk__in=[event.pk for event in events]).update(
-            claimed_until=now + CLAIM_FOR
-        )
-    return events
+    table = WebhookEvent._meta.db_table
+    columns = ", ".join(
+        connection.ops.quote_name(field.column) for field in WebhookEvent._meta.concrete_fields
+    )
+    claimed = WebhookEvent.objects.raw(
+        f"UPDATE {table} SET claimed_until = %s WHERE id IN ("  # noqa: S608 (the model's own names)
+        f"  SELECT id FROM {table} WHERE processed_at IS NULL AND parked_at IS NULL"
+        "   AND (next_attempt_at IS NULL OR next_attempt_at <= %s) AND (claimed_until IS NULL OR claimed_until < %s)"
+        "   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+        f") RETURNING {columns}",
+        [now + CLAIM_FOR, now, now, limit],
+    )
+    return sorted(claimed, key=lambda event: event.pk)
 
 
 def _load(event: WebhookEvent) -> Any:
