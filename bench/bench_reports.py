@@ -9,7 +9,6 @@ works: the target is stated for 1,000,000 messages, so a quick run reports the r
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -46,10 +45,6 @@ def _seed(slug: str, messages: int) -> float:
     subprocess.run(
         [sys.executable, "manage.py", "seed_load", slug, "--messages", str(messages), "--seed", "1"],
         cwd=ROOT,
-        # DB_POOL=0: seed_load forks its workers after using the database, and with the connection pool
-        # (on by default since 709fc38) the children inherit the parent's pooled connection: they fail with
-        # "the last operation didn't produce records (command status: SET)". A product bug, reported.
-        env=dict(os.environ, DB_POOL="0"),
         check=True,
     )
     return time.monotonic() - started

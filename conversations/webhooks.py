@@ -272,7 +272,7 @@ def _claim(limit: int) -> list[WebhookEvent]:
     now = timezone.now()
     table = WebhookEvent._meta.db_table
     columns = ", ".join(
-        connection.ops.quote_name(field.column) for field in WebhookEvent._meta.concrete_fields
+        connection.ops.quote_name(str(field.column)) for field in WebhookEvent._meta.concrete_fields
     )
     claimed = WebhookEvent.objects.raw(
         f"UPDATE {table} SET claimed_until = %s WHERE id IN ("  # noqa: S608 (the model's own names)

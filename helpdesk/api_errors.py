@@ -146,7 +146,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return defaults.page_not_found(request, exception or Http404())
 
 
-def _database_busy() -> bool:
+def database_busy() -> bool:
     """Whether the exception being handled is a wait for a pooled database connection that ran out of time."""
     error: BaseException | None = sys.exc_info()[1]
     while error is not None:
@@ -160,7 +160,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     """handler500 (tenant and public URLs): the error shape under /api/ (the traceback goes to the log, never
     to the client). A request that found every pooled database connection busy is answered 503 with
     Retry-After instead: nothing was done, and Meta (or any client) can send it again."""
-    if _database_busy():
+    if database_busy():
         busy = JsonResponse({"detail": "Busy; retry shortly.", "code": "overloaded"}, status=503)
         busy["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return busy

@@ -1,4 +1,5 @@
-"""ASGI entry point (`helpdesk.asgi:application`): HTTP through Django, websockets through Channels."""
+"""ASGI entry point (`helpdesk.asgi:application`): HTTP through Django (Meta's webhook POST in front of it),
+websockets through Channels."""
 
 import os
 
@@ -13,13 +14,15 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.urls import path  # noqa: E402
 
 from conversations.consumers import InboxConsumer  # noqa: E402
+from conversations.webhook_asgi import WebhookFastPath  # noqa: E402
 from helpdesk.asgi_middleware import HandshakeMiddleware, SameOriginMiddleware  # noqa: E402
 
 websocket_routes = URLRouter([path("ws/inbox/", InboxConsumer.as_asgi())])
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Meta's webhook skips Django's request stack (conversations/webhook_asgi.py); the rest is Django.
+        "http": WebhookFastPath(django_asgi_app),
         # No database here: the consumer admits tenant, credential, user and membership in one statement.
         "websocket": AllowedHostsOriginValidator(SameOriginMiddleware(HandshakeMiddleware(websocket_routes))),
     }

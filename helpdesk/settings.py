@@ -133,11 +133,12 @@ DATABASES = {"default": database_from_url(DATABASE_URL)}
 # connection and is then answered 503 with Retry-After (helpdesk.api_errors.server_error), instead of opening
 # connections until PostgreSQL refuses everyone. The budget against max_connections: docs/deployment.md.
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 8)
+DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 5.0)
 if env_bool("DB_POOL", True):
     DATABASES["default"]["OPTIONS"]["pool"] = {  # type: ignore[index]
         "min_size": 1,
         "max_size": DB_POOL_MAX_SIZE,
-        "timeout": env_float("DB_POOL_TIMEOUT", 5.0),
+        "timeout": DB_POOL_TIMEOUT,
         "max_idle": 300,
     }
 # django-tenants sets the search path once per connection and schema, not before every statement (safe with the

@@ -101,6 +101,17 @@ def django_db_setup(
         from django.db import connections
 
         connections.close_all()
+        for connection in connections.all():  # idle pooled connections, checked in by other threads too
+            connection.close_pool()  # type: ignore[attr-defined]
+        # A connection a worker thread of an async test still holds would keep the database from being dropped.
+        test_database = connections["default"].settings_dict["NAME"]
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [test_database],
+            )
+        connections.close_all()
+        connections["default"].close_pool()  # type: ignore[attr-defined]
         teardown_databases(databases, verbosity=0)
 
 

@@ -187,6 +187,9 @@ def _replay(
     """Fork `workers` processes over disjoint customers; report progress; return the messages written."""
     shares = [plans[n::workers] for n in range(workers)]
     connections.close_all()  # each child opens its own connection
+    # ... and its own pool: a forked child would share the parent's pooled connections (and lack its threads).
+    for each in connections.all():
+        each.close_pool()  # type: ignore[attr-defined]
     context = multiprocessing.get_context("fork")
     progress: Any = context.Queue()
     processes = [
