@@ -165,8 +165,9 @@ def report(
     lines = [
         "# Performance: every benchmark against its reference, same run" + (" (quick mode)" if quick else ""),
         "",
-        "Written by `bench/run.py` (`make bench`); do not edit by hand: the next run rewrites it. The report "
-        "benchmark's history and how the store got there: [performance-reports.md](performance-reports.md).",
+        "Written by `bench/run.py` (`make bench`); do not edit by hand: the next run rewrites it. What was "
+        "tried and what it gave: [performance-notes.md](performance-notes.md); the report benchmark's history "
+        "and how the store got there: [performance-reports.md](performance-reports.md).",
         "",
         f"- **date**: {started:%Y-%m-%d %H:%M} UTC ({total_seconds / 60:.1f} minutes)",
         f"- **command**: `{command}`",
