@@ -8,7 +8,9 @@ the handshake (GET) included, goes on to Django.
 
 A request that finds every pooled database connection busy, or that waited longer than DB_POOL_TIMEOUT for one
 of the process's webhook threads (one per pooled connection), is answered 503 with `Retry-After`, like any
-other (helpdesk.api_errors.server_error): under overload an answer never takes much longer than that timeout.
+other (helpdesk.api_errors.server_error); so is one that arrives while the process already holds
+QUEUE_PER_THREAD webhooks per thread (answered at once, from the event loop). Under overload an answer never
+takes much longer than that timeout, and Meta sends the refused ones again.
 A body over DATA_UPLOAD_MAX_MEMORY_SIZE gets 413.
 """
 
@@ -37,6 +39,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 App = Callable[..., Awaitable[None]]  # an ASGI application (Django's handler among them)
 
 PATH = "/webhooks/whatsapp/"
+# Webhooks a process holds (running or queued for a thread) per webhook thread before it answers 503 at once.
+QUEUE_PER_THREAD = 8
+_waiting = 0  # touched by the event loop only
 
 
 class WebhookFastPath:
@@ -78,7 +83,13 @@ async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
             return
         if not message.get("more_body"):
             break
+    global _waiting
+    if _waiting >= QUEUE_PER_THREAD * settings.DB_POOL_MAX_SIZE:
+        # Shed load here, in the event loop: queued any longer, the answer would come after Meta gave up.
+        await _busy(send)
+        return
     arrived = time.monotonic()
+    _waiting += 1
     try:
         result = await asyncio.get_running_loop().run_in_executor(
             _executor(), _ingest, bytes(body), _header(scope, b"x-hub-signature-256"), arrived
@@ -88,15 +99,21 @@ async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
             log.exception("webhook ingest failed")
             await _answer(send, 500, {"detail": "Server error.", "code": "server_error"})
             return
-        await _answer(
-            send,
-            503,
-            {"detail": "Busy; retry shortly.", "code": "overloaded"},
-            ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
-        )
+        await _busy(send)
         return
+    finally:
+        _waiting -= 1
     answer = {"detail": result.detail, "code": result.code} if result.code else {"detail": result.detail}
     await _answer(send, result.status, answer)
+
+
+async def _busy(send: Send) -> None:
+    await _answer(
+        send,
+        503,
+        {"detail": "Busy; retry shortly.", "code": "overloaded"},
+        ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),),
+    )
 
 
 class Overloaded(Exception):

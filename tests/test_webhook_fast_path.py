@@ -80,3 +80,18 @@ async def test_a_body_over_the_upload_limit_gets_413_and_is_not_stored(marker, s
     assert (too_large["status"], json.loads(too_large["body"])["code"]) == (413, "too_large")
 
     assert await database_sync_to_async(stored_bodies)(marker) == []
+
+
+async def test_a_process_already_holding_its_share_of_webhooks_answers_503_at_once(marker, settings):
+    # given a process whose webhook threads and their queue are full (here: a pool of no connections at all)
+    settings.DB_POOL_MAX_SIZE = 0
+    body = message(marker)
+
+    # when Meta posts a webhook
+    response = await post(body, signature=sign(body, ACME["secret"]))
+
+    # then it is refused at once, to be sent again, and nothing is stored
+    assert response["status"] == 503
+    assert (b"retry-after", b"5") in response["headers"]
+    assert json.loads(response["body"])["code"] == "overloaded"
+    assert await database_sync_to_async(stored_bodies)(marker) == []
