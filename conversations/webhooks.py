@@ -15,7 +15,9 @@ import hashlib
 import hmac
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -417,9 +419,11 @@ def apply_batch(schema_name: str, batch: Batch) -> list[tuple[tuple[WebhookEvent
                     events.buffered() as event_buffer,
                     ticket_store.using(ticket_store.BatchStore()) as counts,
                 ):
-                    buffers = (event_buffer, counts)
-                    handled = _apply_plain_messages(schema_name, batch, buffers)
-                    handled |= _apply_statuses(schema_name, batch, buffers)
+                    buffers = Buffers(event_buffer, counts)
+                    handled = Handled(
+                        _apply_plain_messages(schema_name, batch, buffers),
+                        _apply_statuses(schema_name, batch, buffers),
+                    )
                     for item in batch:
                         error = apply_change(item[1], item[0].received_at, buffers, handled)
                         if error:
@@ -443,10 +447,36 @@ def apply_batch(schema_name: str, batch: Batch) -> list[tuple[tuple[WebhookEvent
     return failed
 
 
-Buffers = tuple[events.EventBuffer, ticket_store.BatchStore]
+@dataclass(frozen=True)
+class Buffers:
+    """What a batch writes at its end: its inbox events and its counts."""
+
+    events: events.EventBuffer
+    counts: ticket_store.BatchStore
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A savepoint whose buffered events and counts go with it when it rolls back."""
+        checkpoint = (self.events.checkpoint(), self.counts.checkpoint())
+        try:
+            with transaction.atomic():
+                yield
+        except BaseException:
+            self.events.rollback_to(checkpoint[0])
+            self.counts.rollback_to(checkpoint[1])
+            raise
 
 
-def _apply_plain_messages(schema_name: str, batch: Batch, buffers: Buffers) -> set[Any]:
+@dataclass(frozen=True)
+class Handled:
+    """What the batch's bulk steps applied: messages by wamid, statuses by the identity (`id()`) of their
+    object in the parsed payload (a status has no id of its own)."""
+
+    wamids: set[str] = field(default_factory=set)
+    statuses: set[int] = field(default_factory=set)
+
+
+def _apply_plain_messages(schema_name: str, batch: Batch, buffers: Buffers) -> set[str]:
     """The batch's plain customer messages, all at once (conversations.inbound_batch), in a savepoint of their
     own. Returns the wamids it took care of; should it fail, none: they are then applied one by one."""
     plain = [
@@ -459,13 +489,10 @@ def _apply_plain_messages(schema_name: str, batch: Batch, buffers: Buffers) -> s
     ]
     if not plain:
         return set()
-    checkpoint = (buffers[0].checkpoint(), buffers[1].checkpoint())
     try:
-        with transaction.atomic():
+        with buffers.savepoint():
             later = inbound_batch.do_receive_inbound_batch(plain)
     except Exception:
-        buffers[0].rollback_to(checkpoint[0])
-        buffers[1].rollback_to(checkpoint[1])
         log.exception(
             "%d messages in %s could not be stored at once; one by one instead", len(plain), schema_name
         )
@@ -475,7 +502,7 @@ def _apply_plain_messages(schema_name: str, batch: Batch, buffers: Buffers) -> s
     }
 
 
-def _apply_statuses(schema_name: str, batch: Batch, buffers: Buffers) -> set[Any]:
+def _apply_statuses(schema_name: str, batch: Batch, buffers: Buffers) -> set[int]:
     """The batch's delivery statuses, all at once, in a savepoint of their own. Returns the ids (`id()`) of
     the status objects it applied; should it fail, none: they are then applied one by one."""
     statuses = [
@@ -486,13 +513,10 @@ def _apply_statuses(schema_name: str, batch: Batch, buffers: Buffers) -> set[Any
     ]
     if not statuses:
         return set()
-    checkpoint = (buffers[0].checkpoint(), buffers[1].checkpoint())
     try:
-        with transaction.atomic():
+        with buffers.savepoint():
             later = inbound_batch.do_apply_statuses(statuses)
     except Exception:
-        buffers[0].rollback_to(checkpoint[0])
-        buffers[1].rollback_to(checkpoint[1])
         log.exception(
             "%d statuses in %s could not be applied at once; one by one instead", len(statuses), schema_name
         )
@@ -509,24 +533,20 @@ def apply_change(
     change: ChangeWork,
     received_at: datetime,
     batch: Buffers | None = None,
-    handled: set[Any] | frozenset[Any] = frozenset(),
+    handled: Handled | None = None,
 ) -> str | None:
     """Apply one change in the current tenant's schema, every item in a transaction of its own (inside a
     batch: a savepoint of its own, whose buffered events and counts go with it on a rollback), so that one bad
-    item never loses the others; messages whose wamid is in `handled`, and statuses whose `id()` is, were
-    applied with the whole batch.
+    item never loses the others; what is in `handled` was applied by the batch's bulk steps.
     Returns the error of the items that failed, or None."""
     errors: list[str] = []
+    handled = handled or Handled()
 
     def attempt(what: str, apply: Any, *args: Any) -> None:
-        checkpoint = (batch[0].checkpoint(), batch[1].checkpoint()) if batch else None
         try:
-            with transaction.atomic():
+            with batch.savepoint() if batch else transaction.atomic():
                 apply(*args)
         except Exception as exc:
-            if batch and checkpoint:
-                batch[0].rollback_to(checkpoint[0])
-                batch[1].rollback_to(checkpoint[1])
             log.exception("webhook %s in %s failed", what, change.schema_name)
             errors.append(f"{what}: {type(exc).__name__}: {exc}")
 
@@ -536,14 +556,14 @@ def apply_change(
         contacts = _dicts(value.get("contacts"))
         messages = value.get("messages")
         for message in messages if isinstance(messages, list) else []:
-            if isinstance(message, dict) and actions._id(message.get("id")) in handled:
+            if isinstance(message, dict) and actions._id(message.get("id")) in handled.wamids:
                 continue
             if isinstance(message, dict):
                 attempt("message", actions.do_receive_inbound, change.number, message, contacts, received_at)
             else:
                 log.warning("message item that is not an object skipped: %.200r", message)
         for status in _dicts(value.get("statuses")):
-            if id(status) not in handled:  # the very object the batch applied: `id` is its identity
+            if id(status) not in handled.statuses:
                 attempt("status", actions.do_apply_status, status, received_at)
         if value.get("errors"):
             attempt("errors", _record_account_event, change, "messages.errors")

@@ -219,6 +219,23 @@ def fresh_wa_id() -> str:
     return "628" + str(secrets.randbelow(10**10)).zfill(10)
 
 
+def receive_text(number: Any, wa_id: str, text: str, ts: int) -> Any:
+    """A customer's text message to acme, stored through do_receive_inbound (its wamid made of its parts)."""
+    from conversations import actions
+
+    message = {
+        "from": wa_id,
+        "id": f"wamid.T{wa_id}.{ts}.{text}",
+        "timestamp": str(ts),
+        "type": "text",
+        "text": {"body": text},
+    }
+    with schema_context("acme"):
+        stored = actions.do_receive_inbound(number, message, [{"profile": {"name": "Rina"}, "wa_id": wa_id}])
+    assert stored is not None
+    return stored
+
+
 def queue_outbound(conversation_id: int, at: Any, user: Any = None, kind: str = "agent") -> Any:
     """An outbound message of acme written at `at` (an agent reply, or a bot / automation / broadcast message),
     through do_queue_outbound."""

@@ -12,30 +12,16 @@ from django_tenants.utils import schema_context
 
 from conversations import actions
 from conversations.models import Conversation, Message
-from tests.conftest import ACME, fresh_wa_id, issue_token, tenant_client
+from tests.conftest import ACME, fresh_wa_id, issue_token, receive_text, tenant_client
 
 NOW = int(time.time())
 PAGE_SIZE_ERROR = "A whole number from 1 to 100 (larger ones give 100)."
 
 
-def receive(number: Any, wa_id: str, text: str, ts: int) -> Message:
-    message = {
-        "from": wa_id,
-        "id": f"wamid.PAGES{wa_id}.{ts}.{text}",
-        "timestamp": str(ts),
-        "type": "text",
-        "text": {"body": text},
-    }
-    with schema_context("acme"):
-        stored = actions.do_receive_inbound(number, message, [{"profile": {"name": "Rina"}, "wa_id": wa_id}])
-    assert stored is not None
-    return stored
-
-
 def thread(number: Any, messages: int) -> tuple[int, list[int]]:
     """A new conversation with `messages` inbound messages, one second apart: its id and the messages' ids."""
     wa_id = fresh_wa_id()
-    ids = [receive(number, wa_id, f"m{i}", NOW - 1000 + i).pk for i in range(messages)]
+    ids = [receive_text(number, wa_id, f"m{i}", NOW - 1000 + i).pk for i in range(messages)]
     with schema_context("acme"):
         conversation_id = Message.objects.get(pk=ids[0]).conversation_id
     return conversation_id, ids
@@ -53,7 +39,7 @@ def alice_api(alice: Any) -> Any:
 def test_page_size_sets_the_conversation_pages_and_next_and_previous_keep_it(db, acme_number, alice_api):
     # given 7 more conversations than there were
     for i in range(7):
-        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
+        receive_text(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
     with schema_context("acme"):
         expected = list(Conversation.objects.order_by("-last_message_at", "-id").values_list("pk", flat=True))
 
@@ -77,7 +63,7 @@ def test_conversations_default_to_pages_of_50_and_an_empty_page_size_is_the_defa
     db, acme_number, alice_api
 ):
     for i in range(51):
-        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
+        receive_text(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
 
     assert len(alice_api.get("/api/v1/conversations/").json()["results"]) == 50
     assert len(alice_api.get("/api/v1/conversations/?page_size=").json()["results"]) == 50
@@ -148,7 +134,7 @@ def test_page_size_sets_the_note_pages(db, acme_number, alice, alice_api):
 
 def test_page_size_sets_the_ticket_pages(db, acme_number, alice_api):
     for i in range(3):
-        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
+        receive_text(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
 
     page = alice_api.get("/api/v1/tickets/?page_size=2").json()
 
@@ -277,7 +263,7 @@ def test_the_last_page_of_a_full_last_page_and_of_an_empty_list(db, acme_number,
 def test_an_empty_page_past_a_cursor_still_counts_the_list(db, acme_number, alice_api):
     # given the first page of 2 of the conversations, and every conversation after it resolved meanwhile
     for i in range(3):
-        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
+        receive_text(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
     first = alice_api.get("/api/v1/conversations/?status=open&page_size=2").json()
     shown = {c["id"] for c in first["results"]}
     with schema_context("acme"):

@@ -17,7 +17,7 @@ from rest_framework import serializers
 from conversations import actions
 from conversations.models import Contact, Conversation, Message
 from conversations.serializers import ContactSerializer, ConversationSerializer, MessageSerializer
-from tests.conftest import fresh_wa_id
+from tests.conftest import fresh_wa_id, receive_text
 from tickets.models import Ticket
 
 NOW = int(time.time())
@@ -45,24 +45,10 @@ def drf_message(message: Message) -> dict[str, Any]:
     return data
 
 
-def receive(number: Any, wa_id: str, text: str, ts: int) -> Message:
-    message = {
-        "from": wa_id,
-        "id": f"wamid.SER{wa_id}.{ts}.{text}",
-        "timestamp": str(ts),
-        "type": "text",
-        "text": {"body": text},
-    }
-    with schema_context("acme"):
-        stored = actions.do_receive_inbound(number, message, [{"profile": {"name": "Rina"}, "wa_id": wa_id}])
-    assert stored is not None
-    return stored
-
-
 @pytest.fixture
 def varied(db: None, acme_number: Any, alice: Any) -> dict[str, list[int]]:
     """Conversations and messages in the states the inbox shows."""
-    received = [receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i) for i in range(4)]
+    received = [receive_text(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i) for i in range(4)]
     conversations = [m.conversation_id for m in received]
     at = datetime(2026, 3, 29, 0, 30, 15, 123456, tzinfo=UTC)
     with schema_context("acme"):

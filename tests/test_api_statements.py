@@ -19,27 +19,13 @@ from django_tenants.utils import schema_context
 from knox.models import AuthToken
 
 from conversations import actions
-from conversations.models import Conversation, Message
+from conversations.models import Conversation
 from helpdesk.tenancy.actions import do_issue_api_token
-from tests.conftest import ACME, fresh_wa_id, issue_token, tenant_client
+from tests.conftest import ACME, fresh_wa_id, issue_token, receive_text, tenant_client
 from tickets.models import Ticket
 
 NOW = int(time.time())
 LIST_STATEMENTS = 4  # tenant, SET search_path, token (user, membership), page (count)
-
-
-def receive(number: Any, wa_id: str, text: str, ts: int) -> Message:
-    message = {
-        "from": wa_id,
-        "id": f"wamid.STMT{wa_id}.{ts}.{text}",
-        "timestamp": str(ts),
-        "type": "text",
-        "text": {"body": text},
-    }
-    with schema_context("acme"):
-        stored = actions.do_receive_inbound(number, message, [{"profile": {"name": "Rina"}, "wa_id": wa_id}])
-    assert stored is not None
-    return stored
 
 
 def statements(api: Any, url: str) -> tuple[list[str], Any]:
@@ -63,7 +49,8 @@ def test_the_conversation_list_runs_the_same_statements_for_3_conversations_as_f
 ):
     # given 50 conversations: some assigned, some resolved, one without a ticket
     ids = [
-        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i).conversation_id for i in range(50)
+        receive_text(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i).conversation_id
+        for i in range(50)
     ]
     with schema_context("acme"):
         Ticket.objects.filter(conversation_id__in=ids[:10]).update(assignee=alice)
@@ -87,7 +74,7 @@ def test_the_browser_inbox_signed_in_with_a_session_runs_as_many_statements_for_
 ):
     # given 50 conversations and alice signed in in a browser (the inbox calls the API with its session)
     for i in range(50):
-        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
+        receive_text(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
     browser = tenant_client(ACME)
     browser.force_login(alice)
 
@@ -102,7 +89,7 @@ def test_the_browser_inbox_signed_in_with_a_session_runs_as_many_statements_for_
 @pytest.mark.parametrize("ordering", ["?status=open", "?ordering=window"])
 def test_the_filtered_conversation_lists_run_the_same_statements(db, acme_number, alice_api, ordering):
     for i in range(5):
-        receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
+        receive_text(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i)
 
     sql, response = statements(alice_api, f"/api/v1/conversations/{ordering}&page_size=3")
 
@@ -116,9 +103,9 @@ def test_the_message_list_runs_the_same_statements_for_3_messages_as_for_50(
 ):
     # given a conversation of 50 messages, replies among them
     wa_id = fresh_wa_id()
-    first = receive(acme_number, wa_id, "m0", NOW - 1000)
+    first = receive_text(acme_number, wa_id, "m0", NOW - 1000)
     for i in range(1, 45):
-        receive(acme_number, wa_id, f"m{i}", NOW - 1000 + i)
+        receive_text(acme_number, wa_id, f"m{i}", NOW - 1000 + i)
     with schema_context("acme"):
         conversation = Conversation.objects.get(pk=first.conversation_id)
         for i in range(5):
@@ -140,7 +127,10 @@ def test_the_message_list_runs_the_same_statements_for_3_messages_as_for_50(
 
 
 def test_the_note_and_ticket_lists_run_the_same_statements_for_any_page(db, acme_number, alice, alice_api):
-    ids = [receive(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i).conversation_id for i in range(5)]
+    ids = [
+        receive_text(acme_number, fresh_wa_id(), f"hello {i}", NOW - 600 + i).conversation_id
+        for i in range(5)
+    ]
     with schema_context("acme"):
         conversation = Conversation.objects.get(pk=ids[0])
         for i in range(5):
@@ -157,7 +147,7 @@ def test_the_note_and_ticket_lists_run_the_same_statements_for_any_page(db, acme
 
 def test_the_search_path_is_set_once_per_request_whatever_came_before(db, acme_number, alice, bob):
     # given requests to both tenants, one after the other, on one connection
-    conversation_id = receive(acme_number, fresh_wa_id(), "hello", NOW - 10).conversation_id
+    conversation_id = receive_text(acme_number, fresh_wa_id(), "hello", NOW - 10).conversation_id
     acme_api = tenant_client(ACME, issue_token(alice))
     globex_api = tenant_client({"domain": "globex.localhost"}, issue_token(bob))
     urls = [

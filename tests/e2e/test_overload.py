@@ -8,17 +8,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import requests
 
+from bench import servers
 from helpdesk.tenancy.models import WebhookEvent
 from tests.conftest import ACME, sign
-from tests.e2e.conftest import PROJECT, database_url, free_port
+from tests.e2e.conftest import database_url, free_port
 
 
 def a_message(wamid: str) -> bytes:
@@ -73,35 +72,9 @@ def test_a_server_out_of_database_connections_answers_503_with_retry_after_and_l
         DB_POOL_MAX_SIZE="2",
         DB_POOL_TIMEOUT="0.5",
     )
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "helpdesk.asgi:application",
-        "-k",
-        "uvicorn_worker.UvicornWorker",
-    ]
-    web = subprocess.Popen(
-        [*command, "-w", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    web = servers.start_web(port, env, workers=1)  # the production command (docs/deployment.md)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if requests.get(
-                    f"http://127.0.0.1:{port}/healthz", headers={"Host": "localhost"}, timeout=2
-                ).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert web.poll() is None, "the production server stopped"
-            assert time.time() < deadline, "the production server did not start"
-            time.sleep(0.3)
+        servers.wait_http(port)
 
         # when the webhook table is locked (a long migration, a slow disk) and a burst of webhooks arrives
         wamids = [f"wamid.BUSY{k}{secrets.token_hex(6)}" for k in range(12)]
@@ -139,8 +112,4 @@ def test_a_server_out_of_database_connections_answers_503_with_retry_after_and_l
         }
         assert stored == acknowledged
     finally:
-        web.terminate()
-        try:
-            web.wait(10)
-        except subprocess.TimeoutExpired:
-            web.kill()
+        servers.stop(web)
