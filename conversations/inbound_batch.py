@@ -29,10 +29,12 @@ from conversations.models import (
     Direction,
     Message,
     MessageStatus,
+    PendingKind,
     PendingStatus,
     SenderKind,
 )
 from conversations.serializers import conversation_data, message_data
+from helpdesk.db.rows import update_rows
 from helpdesk.tenancy.access import current_schema
 from helpdesk.tenancy.models import WhatsAppNumber
 from tickets import actions as ticket_actions
@@ -67,7 +69,7 @@ class _Row:
 def is_plain(message: dict[str, Any], contacts: list[dict[str, Any]]) -> bool:
     """Whether a message can take the fast path (the rest is for do_receive_inbound)."""
     wamid = actions._id(message.get("id"))
-    if message.get("type") in NOT_PLAIN or not wamid or _SEPARATOR in wamid:
+    if message.get("type") in NOT_PLAIN or not _lockable(wamid):
         return False
     wa_id, _, _ = actions._sender_of(message, contacts)
     return bool(wa_id)
@@ -129,43 +131,22 @@ def do_receive_inbound_batch(items: list[Inbound]) -> list[Inbound]:
             record_event(
                 "message.created", message=message_data(stored), conversation=conversation_data(conversation)
             )
-    _save_conversations(sorted(conversations.values(), key=lambda conversation: conversation.pk))
+    update_rows(
+        Conversation, sorted(conversations.values(), key=lambda conversation: conversation.pk), _CHANGED
+    )
     return [row.item for row in later]
 
 
 # What a customer message changes on its conversation (apply_inbound_to_conversation, on_customer_message).
 _CHANGED = (
-    ("status", "text"),
-    ("last_message_at", "timestamptz"),
-    ("last_message_preview", "text"),
-    ("last_inbound_at", "timestamptz"),
-    ("window_expires_at", "timestamptz"),
-    ("unread_count", "integer"),
-    ("current_ticket_id", "bigint"),
+    "status",
+    "last_message_at",
+    "last_message_preview",
+    "last_inbound_at",
+    "window_expires_at",
+    "unread_count",
+    "current_ticket",
 )
-
-
-def _save_conversations(conversations: list[Conversation]) -> None:
-    _update_rows(Conversation, conversations, _CHANGED)
-
-
-def _update_rows(model: Any, rows: list[Any], columns: tuple[tuple[str, str], ...]) -> None:
-    """One UPDATE ... FROM (VALUES ...) for many rows of `model` (Django's bulk_update builds a CASE per column
-    and row: it cost more than everything else of a batch)."""
-    table = model._meta.db_table
-    names = ", ".join(name for name, _ in columns)
-    assignments = ", ".join(f"{name} = v.{name}::{kind}" for name, kind in columns)
-    values = ", ".join("(%s" + ", %s" * len(columns) + ")" for _ in rows)
-    params: list[Any] = []
-    for row in rows:
-        params.append(row.pk)
-        params.extend(getattr(row, name) for name, _ in columns)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS t SET {assignments} FROM (VALUES {values}) AS v(id, {names}) "  # noqa: S608
-            "WHERE t.id = v.id",
-            params,
-        )
 
 
 def _key(row: _Row) -> tuple[int, str]:
@@ -173,6 +154,10 @@ def _key(row: _Row) -> tuple[int, str]:
 
 
 _SEPARATOR = "\x1f"  # the ASCII unit separator: never in a wamid we keep (actions._id)
+
+
+def _lockable(wamid: str) -> bool:
+    return bool(wamid) and _SEPARATOR not in wamid
 
 
 def _lock_wamids(wamids: list[str]) -> None:
@@ -272,14 +257,14 @@ def _message(row: _Row, conversation: Conversation, contact: Contact) -> Message
 
 # What a status changes on its message (actions._apply_status_fields).
 _STATUS_CHANGED = (
-    ("status", "text"),
-    ("sent_at", "timestamptz"),
-    ("delivered_at", "timestamptz"),
-    ("read_at", "timestamptz"),
-    ("failed_at", "timestamptz"),
-    ("error_code", "integer"),
-    ("error_title", "text"),
-    ("error_details", "text"),
+    "status",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "error_code",
+    "error_title",
+    "error_details",
 )
 
 
@@ -287,25 +272,41 @@ def do_apply_statuses(
     statuses: list[tuple[dict[str, Any], datetime]],
 ) -> list[tuple[dict[str, Any], datetime]]:
     """Delivery statuses of our outbound messages, in order, as `actions.do_apply_status` applies each (only
-    forward; `failed` terminal), with one read and one write for all. Returns the statuses this cannot apply
-    (a wamid we do not know yet, an unknown status): the caller applies them one by one (kept for later, or
-    ignored). Locks the messages (step 4 of the lock order) in id order."""
-    wamids = {actions._id(status.get("id")) for status, _ in statuses}
-    messages = {
-        message.wamid: message
-        for message in Message.objects.select_for_update()
-        .filter(wamid__in=wamids - {""}, direction=Direction.OUT)
-        .order_by("pk")
-    }
+    forward; `failed` terminal; a status for a wamid we do not know yet kept for later), with a handful of
+    statements for all. Returns the statuses it leaves to the caller (an unknown status name: ignored one by
+    one). Like `actions._lock_message`: the messages are locked (step 4 of the lock order) in id order; the
+    wamids not found are then locked (step 0, holding no message of theirs) and looked up once more, so an
+    update is never left pending beside a message that was stored meanwhile."""
+    wamids = {wamid for status, _ in statuses if _lockable(wamid := actions._id(status.get("id")))}
+    messages = _locked_outbound(wamids)
+    missing = sorted(wamids - messages.keys())
+    if missing:
+        _lock_wamids(missing)
+        messages |= _locked_outbound(set(missing))
     later: list[tuple[dict[str, Any], datetime]] = []
     changed: dict[int, Message] = {}
+    pending: list[PendingStatus] = []
     for status, received_at in statuses:
-        message = messages.get(actions._id(status.get("id")))
-        if message is None or actions._status_name(status) not in actions.STATUS_TIME_FIELD:
+        wamid = actions._id(status.get("id"))
+        message = messages.get(wamid)
+        if wamid not in wamids or actions._status_name(status) not in actions.STATUS_TIME_FIELD:
             later.append((status, received_at))
+        elif message is None:
+            pending.append(PendingStatus(wamid=wamid, kind=PendingKind.STATUS, status=status))
         elif actions._apply_status_fields(message, status, received_at):
             changed[message.pk] = message
             record_event("message.updated", message=message_data(message))
     if changed:
-        _update_rows(Message, sorted(changed.values(), key=lambda message: message.pk), _STATUS_CHANGED)
+        update_rows(Message, sorted(changed.values(), key=lambda message: message.pk), _STATUS_CHANGED)
+    if pending:
+        PendingStatus.objects.bulk_create(pending)
     return later
+
+
+def _locked_outbound(wamids: set[str]) -> dict[str, Message]:
+    return {
+        str(message.wamid): message
+        for message in Message.objects.select_for_update()
+        .filter(wamid__in=wamids, direction=Direction.OUT)
+        .order_by("pk")
+    }

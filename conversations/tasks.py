@@ -35,8 +35,9 @@ def process_webhook_events() -> int:
 
 @shared_task(ignore_result=True)
 def sweep_webhook_events() -> int:
-    """Beat: events whose processing task was lost (broker down, worker killed) are picked up here."""
-    return process_webhook_events()
+    """Beat: events whose processing task was lost (broker down, worker killed) are picked up here. It neither
+    takes nor gives up the wake key: a woken task may be running."""
+    return webhooks.drain()
 
 
 def _claim(message_id: int) -> Message | None:

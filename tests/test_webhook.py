@@ -14,7 +14,7 @@ from django_tenants.utils import schema_context
 
 from conversations import actions
 from conversations.models import AccountEvent, Contact, Conversation, InboxEvent, Message
-from helpdesk.tenancy.models import WebhookEvent
+from helpdesk.tenancy.models import WebhookEvent, WhatsAppNumber
 from tests.conftest import (
     ACME,
     GLOBEX,
@@ -164,6 +164,29 @@ def test_webhook_signed_with_another_tenants_secret_is_refused_and_nothing_is_st
     # then it is refused and nothing is stored anywhere
     assert response.status_code == 403
     assert stored_counts() == before
+
+
+def test_a_new_app_secret_is_checked_from_the_next_webhook_on(db, django_capture_on_commit_callbacks):
+    # given acme's secret was used (and is kept by this process for a few seconds)
+    assert deliver(django_capture_on_commit_callbacks, _acme_text(fresh_wa_id())).status_code == 200
+    number = WhatsAppNumber.objects.get(phone_number_id=ACME["pnid"])
+    try:
+        # when the admin replaces it
+        number.app_secret = "a-rotated-app-secret"
+        number.save()
+
+        # then a webhook signed with the old one is refused at once, one with the new one is stored
+        before = stored_counts()
+        assert deliver(django_capture_on_commit_callbacks, _acme_text(fresh_wa_id())).status_code == 403
+        assert stored_counts() == before
+        fresh = _acme_text(fresh_wa_id())
+        assert (
+            deliver(django_capture_on_commit_callbacks, fresh, secret="a-rotated-app-secret").status_code
+            == 200
+        )
+    finally:
+        number.app_secret = ACME["secret"]
+        number.save()
 
 
 def test_webhook_signed_over_a_reserialized_body_is_refused_and_nothing_is_stored(

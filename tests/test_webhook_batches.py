@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -339,6 +341,35 @@ def test_a_batch_costs_a_handful_of_statements_however_many_messages_it_holds(db
         assert Message.objects.count() == 210
 
 
+def test_statuses_for_messages_not_sent_yet_are_kept_in_a_handful_of_statements(db):
+    # given statuses that overtook the answers to our sends: 4 of them, then 80, each for a wamid we lack
+    def load(count: int) -> int:
+        tag = secrets.token_hex(4)
+        for post in range(count // 4):
+            statuses = [
+                {
+                    "id": f"wamid.OUT.{tag}.{post}.{k}",
+                    "status": "sent",
+                    "timestamp": str(NOW),
+                    "recipient_id": "1",
+                }
+                for k in range(4)
+            ]
+            store(webhook(ACME, statuses=statuses))
+        with CaptureQueriesContext(connection) as statements:
+            webhooks.process_pending_events()
+        return len(statements.captured_queries)
+
+    small, large = load(4), load(80)
+
+    # then each is kept for its message, and twenty times as many cost no more statements
+    assert large <= small, (small, large)
+    with schema_context("acme"):
+        assert PendingStatus.objects.count() == 84
+        assert set(PendingStatus.objects.values_list("kind", flat=True)) == {"status"}
+    assert not WebhookEvent.objects.filter(processed_at__isnull=True).exists()
+
+
 def test_one_message_the_database_refuses_fails_alone_and_the_rest_of_the_batch_is_applied(db):
     # given the database refuses to store one message (a real failure, injected at the database)
     good = [text(f"628130000000{k}", f"fine {k}", NOW - 100 + k) for k in range(4)]
@@ -398,6 +429,49 @@ def test_a_burst_of_webhooks_wakes_one_processing_task(db, django_capture_on_com
         assert not WebhookEvent.objects.filter(processed_at__isnull=True).exists()
     finally:
         webhooks._redis().delete(webhooks.WAKE_KEY)
+
+
+def test_a_running_task_applies_webhooks_stored_while_it_waits_then_gives_up_its_key(committed_db):
+    redis = webhooks._redis()
+    redis.delete(webhooks.WAKE_LIST)
+    redis.set(webhooks.WAKE_KEY, "1", ex=60)  # as a woken task holds it
+    finished: list[float] = []
+
+    def woken_task() -> None:
+        try:
+            webhooks.process_until_done(linger=1.5)
+        finally:
+            finished.append(time.monotonic())
+            connections.close_all()
+
+    wa_id = f"6281600{secrets.randbelow(10**6):06d}"
+    task = threading.Thread(target=woken_task)
+    try:
+        task.start()
+        time.sleep(0.3)
+        # when a webhook arrives while the task waits (no new task is queued: the key is held)
+        assert post_webhook(json.loads(webhook(ACME, text(wa_id, "while it waits", NOW)))).status_code == 200
+        stored = time.monotonic()
+
+        # then the waiting task applies it at once, without a Celery round trip
+        event = WebhookEvent.objects.order_by("-pk").first()
+        assert event is not None
+        while event.processed_at is None and time.monotonic() - stored < 1.0:
+            time.sleep(0.02)
+            event.refresh_from_db()
+        assert event.processed_at is not None
+        assert not finished  # still waiting for more
+
+        # and once nothing more came for the linger time, it ends and gives up the key
+        task.join(10)
+        assert finished
+        assert finished[0] - stored >= 1.4
+        assert redis.get(webhooks.WAKE_KEY) is None
+        with schema_context("acme"):
+            assert Message.objects.filter(conversation__contact__wa_id=wa_id).count() == 1
+    finally:
+        task.join(10)
+        redis.delete(webhooks.WAKE_KEY, webhooks.WAKE_LIST)
 
 
 def test_the_batch_store_of_a_number_is_its_tenants(db):

@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from conversations.models import Conversation
+from helpdesk.db.rows import update_rows
 from helpdesk.tenancy.models import Membership, Role, User
 from tickets.models import ConversationDay, DailyVolume, ReportingEvent, Ticket, conversation_status_of
 
@@ -129,13 +130,13 @@ class BatchStore(TicketStore):
     def deferred_tickets(self) -> Iterator[None]:
         """Tickets saved in the block are written at its end: the new ones in one INSERT (their ids drawn from
         the sequence beforehand, so rows can point at them meanwhile: PostgreSQL checks foreign keys at
-        commit), each changed one once however often it changed."""
+        commit), the changed ones in one UPDATE, each once however often it changed."""
         self._deferring = True
         try:
             yield
             Ticket.objects.bulk_create(self._new_tickets.values())
-            for ticket in sorted(self._changed_tickets.values(), key=lambda ticket: ticket.pk):
-                ticket.save()
+            changed = sorted(self._changed_tickets.values(), key=lambda ticket: ticket.pk)
+            update_rows(Ticket, changed, _TICKET_FIELDS)
         finally:
             self._deferring = False
             self._new_tickets, self._changed_tickets = {}, {}
@@ -228,6 +229,7 @@ def _add_counts(counts: dict[tuple[Any, int, int, str], int]) -> None:
 
 
 DATABASE = TicketStore()
+_TICKET_FIELDS = [field.name for field in Ticket._meta.concrete_fields if not field.primary_key]
 _current: ContextVar[TicketStore | None] = ContextVar("ticket_store", default=None)
 
 
