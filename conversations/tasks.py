@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db.models import F, Q
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
@@ -27,10 +27,11 @@ def retry_delay(attempt: int) -> float:
     return float(min(5 * 2 ** (attempt - 1), 300)) * random.uniform(0.8, 1.2)  # noqa: S311
 
 
-@shared_task(ignore_result=True)
-def process_webhook_events() -> int:
-    """Apply stored webhook events in batches until none is left (one task per wake-up, not per webhook)."""
-    return webhooks.process_until_done()
+@shared_task(bind=True, ignore_result=True)
+def process_webhook_events(self: Task) -> int:
+    """Apply stored webhook events in batches until none is left (one task per wake-up, not per webhook). Run
+    eagerly (inside the request that stored the webhook), it does not wait for more."""
+    return webhooks.process_until_done(linger=0.0 if self.request.is_eager else None)
 
 
 @shared_task(ignore_result=True)

@@ -204,7 +204,9 @@ MAX_TASK_SECONDS = 300.0
 def _redis() -> redis.Redis:
     global _redis_client
     if _redis_client is None:
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        # Long enough for the applier's wait on the token list (BLPOP) to end by itself.
+        timeout = 5 + settings.WEBHOOK_APPLIER_LINGER_SECONDS
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout)
     return _redis_client
 
 
@@ -227,11 +229,11 @@ def _enqueue_processing() -> None:
 
 def process_until_done(limit: int = 200, linger: float | None = None) -> int:
     """The woken task: apply due events in batches until none is left, wait up to `linger` seconds for more
-    (WEBHOOK_APPLIER_LINGER_SECONDS; none when tasks run eagerly, inside the request), then give up the wake key
-    so that the next webhook wakes a new task. Looking once more after giving up the key closes the gap: an
-    event stored after that look sets the key again and queues a task of its own."""
+    (default WEBHOOK_APPLIER_LINGER_SECONDS), then give up the wake key so that the next webhook wakes a new
+    task. Looking once more after giving up the key closes the gap: an event stored after that look sets the key
+    again and queues a task of its own."""
     if linger is None:
-        linger = 0.0 if settings.CELERY_TASK_ALWAYS_EAGER else settings.WEBHOOK_APPLIER_LINGER_SECONDS
+        linger = settings.WEBHOOK_APPLIER_LINGER_SECONDS
     stop_at = time.monotonic() + MAX_TASK_SECONDS
     total = 0
     try:
