@@ -14,8 +14,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from conversations import actions
+from conversations import actions, template_check
 from conversations.models import Conversation, ConversationStatus, Message, Note
 from conversations.pagination import KeysetPagination, SortKey
 from conversations.serializers import (
@@ -28,6 +29,7 @@ from conversations.serializers import (
 )
 from helpdesk.api_errors import error_responses
 from helpdesk.params import id_param
+from helpdesk.tenancy.permissions import IsTenantAdmin
 
 
 def _action_error(error: actions.ActionError) -> Response:
@@ -198,3 +200,20 @@ def _list_of_conversation(view: Any, request: Request, *args: Any, **kwargs: Any
 
 def _conversation_or_404(pk: Any) -> None:
     get_object_or_404(Conversation.objects.only("pk"), pk=pk)
+
+
+class TemplateCheckView(APIView):
+    """The content check of a message template draft (the body a template is created with), without submitting
+    it: `{"blocking": bool, "findings": [{"severity", "code", "message", "component"}]}`. Admins only."""
+
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request) -> Response:
+        findings = template_check.check_template(request.data)
+        return Response(
+            {
+                "blocking": template_check.is_blocking(findings),
+                "findings": [finding.as_dict() for finding in findings],
+            }
+        )

@@ -42,6 +42,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("me/", tickets_api.AvailabilityView.as_view(), name="me"),
     path("members/", tickets_api.MembersView.as_view(), name="members"),
     path("settings/support/", tickets_api.SupportSettingsView.as_view(), name="support-settings"),
+    path("templates/check/", api.TemplateCheckView.as_view(), name="template-check"),
     path("", include(router.urls)),
 ]
 

@@ -6,6 +6,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from helpdesk.tenancy.access import current_tenant, membership_of
+from helpdesk.tenancy.models import Role
 
 
 class IsTenantMember(BasePermission):
@@ -17,3 +18,12 @@ class IsTenantMember(BasePermission):
         membership = membership_of(request.user, current_tenant())  # type: ignore[arg-type]
         request.membership = membership  # type: ignore[attr-defined]
         return membership is not None
+
+
+class IsTenantAdmin(IsTenantMember):
+    """A member of the tenant with the admin role."""
+
+    message = "Only admins may do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return super().has_permission(request, view) and request.membership.role == Role.ADMIN  # type: ignore[attr-defined]
