@@ -8,8 +8,8 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -202,13 +202,35 @@ def _conversation_or_404(pk: Any) -> None:
     get_object_or_404(Conversation.objects.only("pk"), pk=pk)
 
 
+TEMPLATE_CHECK_RESULT = inline_serializer(
+    "TemplateCheckResult",
+    {
+        "blocking": serializers.BooleanField(
+            help_text="An error was found: the template would not be submitted."
+        ),
+        "findings": inline_serializer(
+            "TemplateFinding",
+            {
+                "severity": serializers.ChoiceField(choices=["error", "warning"]),
+                "code": serializers.CharField(),
+                "message": serializers.CharField(help_text="The reason, in the request's language."),
+                "component": serializers.CharField(),
+            },
+            many=True,
+        ),
+    },
+)
+
+
 class TemplateCheckView(APIView):
     """The content check of a message template draft (the body a template is created with), without submitting
     it: `{"blocking": bool, "findings": [{"severity", "code", "message", "component"}]}`. Admins only."""
 
     permission_classes = [IsTenantAdmin]
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=OpenApiTypes.OBJECT, responses={200: TEMPLATE_CHECK_RESULT, **error_responses(400)}
+    )
     def post(self, request: Request) -> Response:
         findings = template_check.check_template(request.data)
         return Response(

@@ -223,3 +223,11 @@ def test_agents_supervisors_other_tenants_and_deactivated_users_cannot_check(db,
     ada.is_active = False
     ada.save()
     assert check(tenant_client(ACME, token), draft()).status_code in (401, 403)
+
+
+def test_a_body_that_is_not_json_is_a_400_in_the_error_shape(db, ada):
+    response = tenant_client(ACME, issue_token(ada)).post(
+        "/api/v1/templates/check/", b"{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert set(response.json()) == {"detail", "code"}
