@@ -156,10 +156,14 @@ def test_the_status_tabs_follow_the_tickets_live(
 
     # When alice resolves one conversation with its Resolve button
     item(alice, resolved).click()
+    expect(alice.get_by_test_id("thread-number")).to_contain_text(
+        resolved
+    )  # its own panel, not the last one's
     alice.get_by_test_id("resolve-button").click()
     expect(alice.get_by_test_id("reopen-button")).to_be_visible()
     # and sets another's ticket pending with the status control
     item(alice, pending).click()
+    expect(alice.get_by_test_id("thread-number")).to_contain_text(pending)
     expect(alice.get_by_test_id("ticket-status")).to_have_value("open")
     alice.get_by_test_id("ticket-status").select_option("pending")
     expect(item(alice, pending)).to_have_attribute("data-status", "pending")
