@@ -332,7 +332,7 @@ def _plan(payload: Any, numbers: list[WhatsAppNumber]) -> list[ChangeWork]:
 
 def _claim(limit: int) -> list[WebhookEvent]:
     """Take up to `limit` due events for this worker (other workers skip them until the claim runs out): one
-    statement, committed on its own.
+    UPDATE, committed on its own.
 
     The pending index keeps an entry for every applied event until VACUUM comes by, and a bitmap scan (the
     planner's choice for "a few rows") visits them all on every claim: 4 ms and growing under load. An index
