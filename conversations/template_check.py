@@ -243,14 +243,7 @@ def _check_words(
                 % {"phrase": phrase, "topic": _topic(topic)},
                 kind,
             )
-        for host in _shorteners_in(text):
-            yield Finding(
-                "error",
-                "url_shortener",
-                _("%(host)s is a link shortener: Meta rejects templates that hide where a link goes.")
-                % {"host": host},
-                kind,
-            )
+        yield from _shorteners_in(text, kind)
         if category == "UTILITY":
             for _topic_name, phrase in _matches({"promotional": _phrases("promotional.txt")}, text):
                 yield Finding(
@@ -261,14 +254,7 @@ def _check_words(
                     kind,
                 )
     for button in buttons:
-        for host in _shorteners_in(str(button.get("url") or "")):
-            yield Finding(
-                "error",
-                "url_shortener",
-                _("%(host)s is a link shortener: Meta rejects templates that hide where a link goes.")
-                % {"host": host},
-                "BUTTONS",
-            )
+        yield from _shorteners_in(str(button.get("url") or ""), "BUTTONS")
     if category == "MARKETING":
         hinted = [text for kind, text in texts if kind in ("BODY", "FOOTER", "BUTTONS")]
         if not any(_matches({"opt_out": _phrases("opt_out.txt")}, text) for text in hinted):
@@ -305,11 +291,18 @@ def _matches(lists: dict[str, list[str]], text: str) -> list[tuple[str, str]]:
     ]
 
 
-def _shorteners_in(text: str) -> list[str]:
+def _shorteners_in(text: str, component: str) -> Iterator[Finding]:
     hosts = {
         match.group(1).casefold() for match in re.finditer(r"(?:https?://)?(?:www\.)?([\w.-]+\.\w+)/", text)
     }
-    return sorted(hosts & set(_phrases("url_shorteners.txt")))
+    for host in sorted(hosts & set(_phrases("url_shorteners.txt"))):
+        yield Finding(
+            "error",
+            "url_shortener",
+            _("%(host)s is a link shortener: Meta rejects templates that hide where a link goes.")
+            % {"host": host},
+            component,
+        )
 
 
 @cache

@@ -219,7 +219,7 @@ def fresh_wa_id() -> str:
     return "628" + str(secrets.randbelow(10**10)).zfill(10)
 
 
-def receive_text(number: Any, wa_id: str, text: str, ts: int) -> Any:
+def receive_text(number: Any, wa_id: str, text: str, ts: int, name: str = "Rina") -> Any:
     """A customer's text message to acme, stored through do_receive_inbound (its wamid made of its parts)."""
     from conversations import actions
 
@@ -231,7 +231,7 @@ def receive_text(number: Any, wa_id: str, text: str, ts: int) -> Any:
         "text": {"body": text},
     }
     with schema_context("acme"):
-        stored = actions.do_receive_inbound(number, message, [{"profile": {"name": "Rina"}, "wa_id": wa_id}])
+        stored = actions.do_receive_inbound(number, message, [{"profile": {"name": name}, "wa_id": wa_id}])
     assert stored is not None
     return stored
 

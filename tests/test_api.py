@@ -14,6 +14,7 @@ from rest_framework.fields import DateTimeField
 from conversations import actions
 from conversations.models import Conversation, InboxEvent, Message
 from tests.conftest import ACME, fresh_wa_id, issue_token, tenant_client
+from tests.conftest import receive_text as receive
 
 NOW = int(time.time())
 
@@ -22,21 +23,6 @@ def iso(value: datetime | int) -> str:
     if isinstance(value, int):
         value = datetime.fromtimestamp(value, tz=UTC)
     return DateTimeField().to_representation(value)
-
-
-def receive(number: Any, wa_id: str, text: str, ts: int, name: str = "Rina") -> Message:
-    """One inbound text message in acme, through the same action the webhook uses."""
-    message = {
-        "from": wa_id,
-        "id": f"wamid.API{wa_id}.{ts}.{text}",
-        "timestamp": str(ts),
-        "type": "text",
-        "text": {"body": text},
-    }
-    with schema_context("acme"):
-        stored = actions.do_receive_inbound(number, message, [{"profile": {"name": name}, "wa_id": wa_id}])
-    assert stored is not None
-    return stored
 
 
 def conversation(pk: int) -> Conversation:

@@ -12,26 +12,15 @@ from typing import Any
 import pytest
 from django_tenants.utils import schema_context
 
-from conversations import actions
 from conversations.models import Conversation, InboxEvent, Message, Note
 from helpdesk.tenancy.models import Membership
-from tests.conftest import ACME, fresh_wa_id, issue_token, tenant_client
+from tests.conftest import ACME, fresh_wa_id, issue_token, receive_text, tenant_client
 
 NOW = int(time.time())
 
 
 def receive(number: Any, wa_id: str, text: str = "hello") -> Message:
-    message = {
-        "from": wa_id,
-        "id": f"wamid.ERR{wa_id}.{text}",
-        "timestamp": str(NOW - 10),
-        "type": "text",
-        "text": {"body": text},
-    }
-    with schema_context("acme"):
-        stored = actions.do_receive_inbound(number, message, [{"profile": {"name": "Rina"}, "wa_id": wa_id}])
-    assert stored is not None
-    return stored
+    return receive_text(number, wa_id, text, NOW - 10)
 
 
 def api(user: Any) -> Any:
