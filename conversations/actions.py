@@ -106,8 +106,12 @@ def _id(value: Any) -> str:
     return text if len(text) <= MAX_ID_LENGTH else ""
 
 
-def _dict(value: Any) -> dict[str, Any]:
+def dict_or_empty(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def list_or_empty(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 @dataclass(frozen=True)
@@ -140,28 +144,30 @@ def describe_inbound(message: dict[str, Any]) -> InboundContent:
     body: Any = message.get(kind) or {}
     text: Any = ""
     if kind == "text":
-        text = _dict(body).get("body", "")
+        text = dict_or_empty(body).get("body", "")
     elif kind in {"image", "video", "document", "audio", "sticker"}:
-        text = _dict(body).get("caption") or _dict(body).get("filename") or ""
+        text = dict_or_empty(body).get("caption") or dict_or_empty(body).get("filename") or ""
     elif kind == "location":
-        body = _dict(body)
+        body = dict_or_empty(body)
         place = ", ".join(str(part) for part in (body.get("name"), body.get("address")) if part)
         text = place or f"{body.get('latitude')}, {body.get('longitude')}"
     elif kind == "contacts" and isinstance(body, list):
         text = ", ".join(
-            str(_dict(card.get("name")).get("formatted_name", "")) for card in body if isinstance(card, dict)
+            str(dict_or_empty(card.get("name")).get("formatted_name", ""))
+            for card in body
+            if isinstance(card, dict)
         )
     elif kind == "interactive":
-        body = _dict(body)
-        reply = _dict(body.get(str(body.get("type", ""))))
+        body = dict_or_empty(body)
+        reply = dict_or_empty(body.get(str(body.get("type", ""))))
         text = _flow_fields(reply) if body.get("type") == "nfm_reply" else reply.get("title", "")
     elif kind == "button":
-        text = _dict(body).get("text") or _dict(body).get("payload", "")
+        text = dict_or_empty(body).get("text") or dict_or_empty(body).get("payload", "")
     elif kind == "reaction":
-        text = _dict(body).get("emoji", "")
+        text = dict_or_empty(body).get("emoji", "")
     elif kind in {"order", "system"}:
-        text = _dict(body).get("text") or _dict(body).get("body", "")
-    context = _dict(message.get("context"))
+        text = dict_or_empty(body).get("text") or dict_or_empty(body).get("body", "")
+    context = dict_or_empty(message.get("context"))
     return InboundContent(type=kind, text=str(text or ""), reply_to_wamid=_id(context.get("id")))
 
 
@@ -215,13 +221,13 @@ def _sender_of(message: dict[str, Any], contacts: list[dict[str, Any]]) -> tuple
     for entry in contacts:
         entry_wa_id, entry_user_id = _id(entry.get("wa_id")), _id(entry.get("user_id"))
         if (wa_id and entry_wa_id == wa_id) or (user_id and entry_user_id == user_id):
-            profile = _dict(entry.get("profile"))
+            profile = dict_or_empty(entry.get("profile"))
             wa_id, user_id = wa_id or entry_wa_id, user_id or entry_user_id
             break
     else:
         if not wa_id and not user_id and len(contacts) == 1:
             wa_id, user_id = _id(contacts[0].get("wa_id")), _id(contacts[0].get("user_id"))
-            profile = _dict(contacts[0].get("profile"))
+            profile = dict_or_empty(contacts[0].get("profile"))
     return wa_id, user_id, profile
 
 
@@ -274,7 +280,7 @@ def do_receive_inbound(
         return None
     kind = message.get("type")
     if kind in ("edit", "revoke"):
-        inner = _dict(message.get(kind))
+        inner = dict_or_empty(message.get(kind))
         original = _id(inner.get("original_message_id"))
         if not original:
             log.warning("%s %s without original_message_id skipped", kind, wamid)
@@ -282,7 +288,7 @@ def do_receive_inbound(
         do_apply_update(PendingKind(kind), original, message, receipt.time_of(message), "customer")
         return None
     if kind == "reaction":
-        original = _id(_dict(message.get("reaction")).get("message_id"))
+        original = _id(dict_or_empty(message.get("reaction")).get("message_id"))
         if not original:
             log.warning("reaction %s without message_id skipped", wamid)
             return None
@@ -303,7 +309,7 @@ def do_receive_inbound(
         _lock_wamid(wamid)
         contact = _contact_for(number, wa_id, user_id, profile)
         if is_notice:  # the lock order: the contact before its conversation
-            _follow_changed_number(contact, _dict(message.get("system")))
+            _follow_changed_number(contact, dict_or_empty(message.get("system")))
         conversation = _locked_conversation_of(contact, number)
         try:
             with transaction.atomic():
@@ -387,10 +393,12 @@ def do_apply_status(status: dict[str, Any], received_at: datetime | None = None)
             PendingStatus.objects.create(wamid=wamid, kind=PendingKind.STATUS, status=status)
             log.info("status %s for unknown message %s kept for later", new_status, wamid)
             return None
-        if not _apply_status_fields(message, status, received_at):
+        shown = _apply_status_fields(message, status, received_at)
+        if not (take_pricing(message, status) or shown):
             return None
         message.save()
-        record_event("message.updated", message=message_data(message))
+        if shown:
+            record_event("message.updated", message=message_data(message))
     return message
 
 
@@ -433,11 +441,26 @@ def _apply_status_fields(message: Message, status: dict[str, Any], received_at: 
         changed = True
         if new_status == MessageStatus.FAILED:
             errors = status.get("errors")
-            error = _dict(errors[0]) if isinstance(errors, list) and errors else {}
+            error = dict_or_empty(errors[0]) if isinstance(errors, list) and errors else {}
             message.error_code = _int_or_none(error.get("code"))
             message.error_title = str(error.get("title") or error.get("message") or "")[:512]
-            message.error_details = str(_dict(error.get("error_data")).get("details") or "")
+            message.error_details = str(dict_or_empty(error.get("error_data")).get("details") or "")
     return changed
+
+
+def take_pricing(message: Message, status: dict[str, Any]) -> bool:
+    """Meta's `pricing` of the message (what it costs, for the cost report), as the latest status that carries
+    one says. Not shown in the thread: a change of it alone is saved without an inbox event."""
+    pricing = dict_or_empty(status.get("pricing"))
+    if not pricing:
+        return False
+    billable = pricing.get("billable") if isinstance(pricing.get("billable"), bool) else None
+    model = str(pricing.get("pricing_model") or "")[:16]
+    category = str(pricing.get("category") or "").lower()[:32]
+    if (message.billable, message.pricing_model, message.pricing_category) == (billable, model, category):
+        return False
+    message.billable, message.pricing_model, message.pricing_category = billable, model, category
+    return True
 
 
 def do_apply_update(
@@ -477,9 +500,9 @@ def _apply_update_fields(message: Message, kind: str, item: dict[str, Any], at: 
         message.deleted_at = at
         return True
     if kind == PendingKind.REACTION:
-        emoji = _dict(item.get("reaction")).get("emoji")
+        emoji = dict_or_empty(item.get("reaction")).get("emoji")
         emoji = emoji if isinstance(emoji, str) else ""
-        current = _dict(message.reactions.get(who))
+        current = dict_or_empty(message.reactions.get(who))
         if current.get("at") and current["at"] > at.isoformat():
             return False  # an older reaction arriving late
         if (current.get("emoji") or "") == emoji:
@@ -493,7 +516,7 @@ def _apply_update_fields(message: Message, kind: str, item: dict[str, Any], at: 
         return False
     if message.edited_at is not None and at < message.edited_at:
         return False  # a later edit was applied already
-    inner = _dict(_dict(item.get("edit")).get("message"))
+    inner = dict_or_empty(dict_or_empty(item.get("edit")).get("message"))
     inner_kind = str(inner["type"]) if isinstance(inner.get("type"), str) else message.type
     new_part = inner.get(inner_kind)
     described = describe_inbound({**inner, "type": inner_kind})
@@ -523,6 +546,7 @@ def _apply_pending(message: Message) -> bool:
         if early.kind == PendingKind.STATUS:
             if message.direction == Direction.OUT:
                 changed |= _apply_status_fields(message, early.status, early.received_at)
+                changed |= take_pricing(message, early.status)
             continue
         item = dict(early.status)
         who = str(item.pop("_who", "customer"))
@@ -561,7 +585,7 @@ def do_receive_echo(receipt: Receipt, echo: dict[str, Any]) -> Message | None:
         return None
     kind = echo.get("type")
     if kind in ("edit", "revoke", "reaction"):
-        inner = _dict(echo.get(kind))
+        inner = dict_or_empty(echo.get(kind))
         original = _id(inner.get("message_id") if kind == "reaction" else inner.get("original_message_id"))
         if original:
             do_apply_update(PendingKind(kind), original, echo, receipt.time_of(echo), "business")
@@ -646,7 +670,7 @@ def do_import_history_thread(receipt: Receipt, thread: dict[str, Any]) -> int:
             outbound = bool(sender) and sender != customer and sender not in (contact.wa_id, contact.user_id)
             described = describe_inbound(item)
             at = receipt.time_of(item)
-            state = str(_dict(item.get("history_context")).get("status") or "").upper()
+            state = str(dict_or_empty(item.get("history_context")).get("status") or "").upper()
             status = HISTORY_STATUS.get(state, MessageStatus.SENT) if outbound else MessageStatus.RECEIVED
             part = item.get(described.type)
             rows[wamid] = Message(
@@ -729,9 +753,9 @@ def do_record_account_event(
     the same change adds no second row. Returns the new row, or None for a repeat."""
     digest = hashlib.sha256(json.dumps(digest_source, sort_keys=True, default=str).encode()).hexdigest()
     event = value.get("event") or value.get("alert_type") or ""
-    created = AccountEvent.objects.bulk_create(
-        [
-            AccountEvent(
+    try:
+        with transaction.atomic():  # a savepoint: a repeat's conflict leaves the caller's transaction usable
+            created = AccountEvent.objects.create(
                 number=number,
                 waba_id=waba_id,
                 field=field_name,
@@ -740,11 +764,12 @@ def do_record_account_event(
                 occurred_at=occurred_at,
                 digest=digest,
             )
-        ],
-        ignore_conflicts=True,
-    )
+    except IntegrityError:
+        if not AccountEvent.objects.filter(digest=digest).exists():
+            raise
+        return None
     log.info("account event %s %s for %s", field_name, event, waba_id)
-    return created[0] if created and created[0].pk else None
+    return created
 
 
 def check_send_text_reply(conversation: Conversation, user: User, text: str) -> Message:

@@ -8,15 +8,14 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from conversations import actions, template_check
+from conversations import actions, message_templates
 from conversations.models import Conversation, ConversationStatus, Message, Note
 from conversations.pagination import KeysetPagination, SortKey
 from conversations.serializers import (
@@ -29,10 +28,11 @@ from conversations.serializers import (
 )
 from helpdesk.api_errors import error_responses
 from helpdesk.params import id_param
-from helpdesk.tenancy.permissions import IsTenantAdmin
 
 
 def _action_error(error: actions.ActionError) -> Response:
+    if isinstance(error, message_templates.TemplateRefused):
+        return Response(error.as_dict(), status=error.http_status)
     return Response({"detail": str(error), "code": error.code}, status=error.http_status)
 
 
@@ -138,9 +138,23 @@ class ConversationMessagesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return _list_of_conversation(self, request, *args, **kwargs)
 
-    @extend_schema(request=ReplySerializer, responses={201: MessageSerializer, **error_responses(409)})
+    @extend_schema(request=ReplySerializer, responses={201: MessageSerializer, **error_responses(400, 409)})
     def create(self, request: Request, conversation_pk: str) -> Response:
-        """Reply with free text. Refused with 409 outside the 24-hour customer-service window."""
+        """Reply with free text (`{"text"}`; refused with 409 outside the 24-hour customer-service window), or
+        send an approved template, in or out of the window: `{"template": {"name", "language", "components"}}`
+        with Meta's parameter format. A template that is unknown, not approved, or whose variables do not fit
+        is refused with 400 and a `code` (`template_unknown`, `template_not_approved`, `template_paused`,
+        `template_disabled`, `template_parameters`, `invalid_template`) before anything is sent."""
+        if isinstance(request.data, dict) and "template" in request.data:
+            try:
+                message = message_templates.check_send_template(
+                    self.conversation(),
+                    request.user,  # type: ignore[arg-type]
+                    request.data["template"],
+                )
+            except actions.ActionError as error:
+                return _action_error(error)
+            return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
         serializer = ReplySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -200,42 +214,3 @@ def _list_of_conversation(view: Any, request: Request, *args: Any, **kwargs: Any
 
 def _conversation_or_404(pk: Any) -> None:
     get_object_or_404(Conversation.objects.only("pk"), pk=pk)
-
-
-TEMPLATE_CHECK_RESULT = inline_serializer(
-    "TemplateCheckResult",
-    {
-        "blocking": serializers.BooleanField(
-            help_text="An error was found: the template would not be submitted."
-        ),
-        "findings": inline_serializer(
-            "TemplateFinding",
-            {
-                "severity": serializers.ChoiceField(choices=["error", "warning"]),
-                "code": serializers.CharField(),
-                "message": serializers.CharField(help_text="The reason, in the request's language."),
-                "component": serializers.CharField(),
-            },
-            many=True,
-        ),
-    },
-)
-
-
-class TemplateCheckView(APIView):
-    """The content check of a message template draft (the body a template is created with), without submitting
-    it: `{"blocking": bool, "findings": [{"severity", "code", "message", "component"}]}`. Admins only."""
-
-    permission_classes = [IsTenantAdmin]
-
-    @extend_schema(
-        request=OpenApiTypes.OBJECT, responses={200: TEMPLATE_CHECK_RESULT, **error_responses(400)}
-    )
-    def post(self, request: Request) -> Response:
-        findings = template_check.check_template(request.data)
-        return Response(
-            {
-                "blocking": template_check.is_blocking(findings),
-                "findings": [finding.as_dict() for finding in findings],
-            }
-        )

@@ -44,10 +44,23 @@ def _base_url(number: WhatsAppNumber) -> str:
 
 
 def _post(number: WhatsAppNumber, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _call("POST", number, path, body=body)
+
+
+def _call(
+    method: str,
+    number: WhatsAppNumber,
+    path: str,
+    body: dict[str, Any] | None = None,
+    params: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One request with the number's token; Meta's answer, or GraphAPIError with Meta's code."""
     url = f"{_base_url(number)}/{path}"
     headers = {"Authorization": f"Bearer {number.access_token}"}
     try:
-        response = _session.post(url, json=body, headers=headers, timeout=TIMEOUT_SECONDS)
+        response = _session.request(
+            method, url, json=body, params=params, headers=headers, timeout=TIMEOUT_SECONDS
+        )
     except requests.Timeout as exc:
         raise GraphAPIError(None, "The Graph API did not answer in time", str(exc), retryable=True) from exc
     except requests.ConnectionError as exc:
@@ -74,7 +87,7 @@ def _post(number: WhatsAppNumber, path: str, body: dict[str, Any]) -> dict[str, 
     raise GraphAPIError(
         code=code,
         title=str(error.get("error_user_title") or error.get("message") or "Graph API error"),
-        details=str(details),
+        details=str(details or error.get("error_user_msg") or ""),
         retryable=code in RETRYABLE_CODES or (code is None and response.status_code >= 500),
         fbtrace_id=str(error.get("fbtrace_id") or ""),
     )
@@ -111,3 +124,53 @@ def mark_read(number: WhatsAppNumber, wamid: str) -> None:
         f"{number.phone_number_id}/messages",
         {"messaging_product": "whatsapp", "status": "read", "message_id": wamid},
     )
+
+
+# The number's fields the reference names as current (§6.2): the portfolio's messaging limit, not the
+# deprecated `messaging_limit_tier`.
+NUMBER_FIELDS = (
+    "display_phone_number,verified_name,name_status,quality_rating,throughput,"
+    "whatsapp_business_manager_messaging_limit,status"
+)
+
+
+def get_number(number: WhatsAppNumber) -> dict[str, Any]:
+    """The phone number as Meta describes it now (`GET /{phone-number-id}`)."""
+    return _call("GET", number, number.phone_number_id, params={"fields": NUMBER_FIELDS})
+
+
+TEMPLATE_FIELDS = "id,name,language,status,category,components,quality_score,rejected_reason,parameter_format"
+TEMPLATE_PAGE_SIZE = 100
+MAX_TEMPLATE_PAGES = 100  # a WABA holds at most 250 templates (2388019): a bound against a paging loop
+
+
+def list_templates(number: WhatsAppNumber) -> list[dict[str, Any]]:
+    """Every template of the number's business account, following Meta's `after` cursor page by page."""
+    templates: list[dict[str, Any]] = []
+    params = {"fields": TEMPLATE_FIELDS, "limit": str(TEMPLATE_PAGE_SIZE)}
+    for _ in range(MAX_TEMPLATE_PAGES):
+        page = _call("GET", number, f"{number.waba_id}/message_templates", params=params)
+        templates += [item for item in page.get("data") or [] if isinstance(item, dict)]
+        paging = page.get("paging")
+        paging = paging if isinstance(paging, dict) else {}
+        cursors = paging.get("cursors")
+        after = cursors.get("after") if isinstance(cursors, dict) else None
+        # Only `next` says there is another page; its cursor (not its URL, which carries no token of ours to
+        # trust) is what we follow.
+        if not paging.get("next") or not after or after == params.get("after"):
+            return templates
+        params = {**params, "after": str(after)}
+    raise GraphAPIError(None, "The Graph API kept returning more template pages", retryable=True)
+
+
+def create_template(number: WhatsAppNumber, template: dict[str, Any]) -> dict[str, Any]:
+    """Submit a template for review: `{"id", "status", "category"}`."""
+    return _call("POST", number, f"{number.waba_id}/message_templates", body=template)
+
+
+def delete_template(number: WhatsAppNumber, name: str, meta_id: str = "") -> None:
+    """Delete a template (every language of the name, or only this one when Meta's id is given)."""
+    params = {"name": name}
+    if meta_id:
+        params["hsm_id"] = meta_id
+    _call("DELETE", number, f"{number.waba_id}/message_templates", params=params)

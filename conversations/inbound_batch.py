@@ -265,6 +265,9 @@ _STATUS_CHANGED = (
     "error_code",
     "error_title",
     "error_details",
+    "billable",
+    "pricing_model",
+    "pricing_category",
 )
 
 
@@ -293,9 +296,12 @@ def do_apply_statuses(
             later.append((status, received_at))
         elif message is None:
             pending.append(PendingStatus(wamid=wamid, kind=PendingKind.STATUS, status=status))
-        elif actions._apply_status_fields(message, status, received_at):
-            changed[message.pk] = message
-            record_event("message.updated", message=message_data(message))
+        else:
+            if actions._apply_status_fields(message, status, received_at):
+                changed[message.pk] = message
+                record_event("message.updated", message=message_data(message))
+            if actions.take_pricing(message, status):
+                changed[message.pk] = message
     if changed:
         update_rows(Message, sorted(changed.values(), key=lambda message: message.pk), _STATUS_CHANGED)
     if pending:

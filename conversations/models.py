@@ -163,6 +163,10 @@ class Message(models.Model):
     send_attempts = models.PositiveSmallIntegerField(default=0)
     send_claimed_at = models.DateTimeField(null=True, blank=True)
     send_retry_at = models.DateTimeField(null=True, blank=True)
+    # The `pricing` object of Meta's status webhooks: whether this message is charged, and in which category.
+    billable = models.BooleanField(null=True, blank=True)
+    pricing_model = models.CharField(max_length=16, blank=True, default="")
+    pricing_category = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         indexes = [
@@ -242,3 +246,77 @@ class AccountEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field} {self.event}"
+
+
+class TemplateStatus(models.TextChoices):
+    """A template's state: Meta's word in lower case (REFERENCE.md §2.6), and `draft` before Meta has it."""
+
+    DRAFT = "draft", "Draft"
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    PAUSED = "paused", "Paused"
+    DISABLED = "disabled", "Disabled"
+    FLAGGED = "flagged", "Flagged"
+    IN_APPEAL = "in_appeal", "In appeal"
+    LIMIT_EXCEEDED = "limit_exceeded", "Limit exceeded"
+    LOCKED = "locked", "Locked"
+    ARCHIVED = "archived", "Archived"
+    PENDING_DELETION = "pending_deletion", "Pending deletion"
+    DELETED = "deleted", "Deleted"
+
+
+class MessageTemplate(models.Model):
+    """A message template of one of the tenant's business accounts, as submitted from here or read from Meta
+    (sync), with the live state Meta's template webhooks report."""
+
+    number = models.ForeignKey(WhatsAppNumber, null=True, on_delete=models.SET_NULL, related_name="+")
+    waba_id = models.CharField(max_length=64)
+    meta_id = models.CharField(max_length=64, blank=True, default="")
+    name = models.CharField(max_length=512)
+    language = models.CharField(max_length=16)
+    category = models.CharField(max_length=32)
+    # Named ({{customer}}) or positional ({{1}}) variables.
+    parameter_format = models.CharField(max_length=16, default="positional")
+    components = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=32, default=TemplateStatus.DRAFT)
+    quality = models.CharField(max_length=16, default="unknown")
+    # Meta's reason code (REJECTED: INVALID_FORMAT, PROMOTIONAL, ...) and its words, the pause title
+    # (FIRST_PAUSE, ...), and an announced re-categorisation.
+    reason = models.CharField(max_length=64, blank=True, default="")
+    reason_detail = models.TextField(blank=True, default="")
+    recommendation = models.TextField(blank=True, default="")
+    previous_category = models.CharField(max_length=32, blank=True, default="")
+    correct_category = models.CharField(max_length=32, blank=True, default="")
+    submitted_by_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["waba_id", "name", "language"], name="template_unique_name"),
+        ]
+        indexes = [models.Index(fields=["meta_id"], name="template_meta_id")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+
+class HealthAlert(models.Model):
+    """A warning about a number's standing with Meta (quality drop, restriction, violation, scheduled disable),
+    shown as a banner to admins and supervisors until acknowledged; it is raised again when the state worsens."""
+
+    number = models.ForeignKey(WhatsAppNumber, null=True, on_delete=models.CASCADE, related_name="+")
+    waba_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=32)
+    # Higher is worse; an acknowledged alert of a kind comes back only at a higher level.
+    level = models.PositiveSmallIntegerField(default=1)
+    # What raised it; its plain-words summary (in the reader's language) is the banner's text.
+    event = models.ForeignKey(AccountEvent, null=True, on_delete=models.SET_NULL, related_name="+")
+    raised_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by_id = models.BigIntegerField(null=True, blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} alert ({self.level})"

@@ -319,12 +319,21 @@ class NoteSerializer(serializers.ModelSerializer[Note]):
 
 
 class ReplySerializer(serializers.Serializer[dict[str, Any]]):
-    text = serializers.CharField(max_length=4096, trim_whitespace=False)
+    text = serializers.CharField(max_length=4096, trim_whitespace=False, required=False)
+    template = serializers.DictField(
+        required=False,
+        help_text='Instead of `text`: an approved template, {"name", "language", "components"} (Meta\'s format)',
+    )
 
     def validate_text(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("A reply needs some text.")
         return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "text" not in attrs and "template" not in attrs:
+            raise serializers.ValidationError({"text": "A reply needs some text (or a `template`)."})
+        return attrs
 
 
 # One instance each for the frames the actions build: a serializer builds its fields anew per instance, which

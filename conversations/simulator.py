@@ -11,6 +11,7 @@ import json
 import secrets
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
@@ -102,12 +103,51 @@ def deliver_signed(number: WhatsAppNumber, payload: dict[str, Any]) -> webhooks.
     return webhooks.ingest(body, signature)
 
 
+def template_status_payload(number: WhatsAppNumber, meta_id: str, name: str, language: str) -> dict[str, Any]:
+    """Meta's review of a submitted template, approved (REFERENCE.md §2.6)."""
+    value = {
+        "event": "APPROVED",
+        "message_template_id": int(meta_id),
+        "message_template_name": name,
+        "message_template_language": language,
+        "reason": "NONE",
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": number.waba_id,
+                "time": int(time.time()),
+                "changes": [{"field": "message_template_status_update", "value": value}],
+            }
+        ],
+    }
+
+
 class SimulatorAdapter(BaseAdapter):
-    """Answers `POST /{phone_number_id}/messages` like the Cloud API and schedules the status webhooks."""
+    """Answers like the Cloud API: `POST /{phone_number_id}/messages` (and schedules the status webhooks),
+    `GET /{phone_number_id}` (a healthy number), and the template endpoints (a submitted template is approved
+    a moment later by a signed webhook; the list is the templates this helpdesk already has)."""
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        from conversations.tasks import simulate_statuses
+        from conversations.tasks import simulate_statuses, simulate_template_review
 
+        parts = [part for part in urlsplit(str(request.url)).path.split("/") if part][1:]  # after the version
+        if request.method == "GET" and len(parts) == 1:
+            return _response(request, 200, _simulated_number(parts[0]))
+        if len(parts) == 2 and parts[1] == "message_templates":
+            if request.method == "GET":
+                return _response(request, 200, {"data": _known_templates(parts[0]), "paging": {}})
+            if request.method == "DELETE":
+                return _response(request, 200, {"success": True})
+            template = json.loads(request.body or b"{}")
+            meta_id = str(secrets.randbelow(10**15) + 10**15)
+            simulate_template_review.apply_async(
+                (parts[0], meta_id, str(template.get("name")), str(template.get("language"))), countdown=2
+            )
+            return _response(
+                request, 200, {"id": meta_id, "status": "PENDING", "category": template.get("category")}
+            )
         body = json.loads(request.body or b"{}")
         if body.get("status") == "read":
             return _response(request, 200, {"success": True})
@@ -127,6 +167,35 @@ class SimulatorAdapter(BaseAdapter):
 
     def close(self) -> None:
         pass
+
+
+def _simulated_number(phone_number_id: str) -> dict[str, Any]:
+    number = WhatsAppNumber.objects.filter(phone_number_id=phone_number_id).first()
+    return {
+        "id": phone_number_id,
+        "display_phone_number": number.display_number if number else "",
+        "verified_name": "Simulator",
+        "name_status": "APPROVED",
+        "quality_rating": "GREEN",
+        "throughput": {"level": "STANDARD"},
+        "whatsapp_business_manager_messaging_limit": "TIER_250",
+    }
+
+
+def _known_templates(waba_id: str) -> list[dict[str, Any]]:
+    from conversations.models import MessageTemplate, TemplateStatus
+
+    return [
+        {
+            "id": template.meta_id,
+            "name": template.name,
+            "language": template.language,
+            "status": template.status.upper(),
+            "category": template.category,
+            "components": template.components,
+        }
+        for template in MessageTemplate.objects.filter(waba_id=waba_id).exclude(status=TemplateStatus.DRAFT)
+    ]
 
 
 def _response(request: requests.PreparedRequest, status: int, data: dict[str, Any]) -> requests.Response:

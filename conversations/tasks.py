@@ -13,8 +13,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
-from conversations import actions, graph_api, webhooks
-from conversations.models import Direction, Message, MessageStatus, PendingStatus
+from conversations import actions, graph_api, message_templates, number_health, webhooks
+from conversations.models import Direction, HealthAlert, Message, MessageStatus, PendingStatus
+from helpdesk.tenancy.models import WhatsAppNumber
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +207,68 @@ def simulate_statuses(phone_number_id: str, wamid: str, recipient: str) -> None:
     import time
 
     from conversations import simulator
-    from helpdesk.tenancy.models import WhatsAppNumber
 
     number = WhatsAppNumber.objects.get(phone_number_id=phone_number_id)
     for status in ("sent", "delivered", "read"):
         simulator.deliver_signed(number, simulator.status_payload(number, wamid, recipient, status))
         time.sleep(1)
+
+
+def _numbers_of(schema_name: str, number_ids: list[int] | None = None) -> list[WhatsAppNumber]:
+    numbers = WhatsAppNumber.objects.filter(tenant__schema_name=schema_name).order_by("pk")
+    return list(numbers if number_ids is None else numbers.filter(pk__in=number_ids))
+
+
+@shared_task(ignore_result=True)
+def refresh_numbers(schema_name: str, number_ids: list[int] | None = None) -> int:
+    """Read the numbers from the Graph API again (after an account webhook; `None`: every number of the
+    tenant). Returns how many answered."""
+    with schema_context(schema_name):
+        return sum(number_health.do_refresh_number(n).ok for n in _numbers_of(schema_name, number_ids))
+
+
+@shared_task(ignore_result=True)
+def sync_templates(schema_name: str, number_ids: list[int] | None = None) -> int:
+    """Read every template of the numbers' business accounts from Meta (`None`: every number of the tenant)."""
+    with schema_context(schema_name):
+        return message_templates.do_sync_templates(_numbers_of(schema_name, number_ids))
+
+
+@shared_task(ignore_result=True)
+def refresh_all_numbers() -> None:
+    """Beat, hourly: every tenant's numbers read again, one task per tenant (a slow tenant delays no other)."""
+    for tenant in get_tenant_model().objects.exclude(schema_name="public"):
+        refresh_numbers.delay(tenant.schema_name)
+
+
+@shared_task(ignore_result=True)
+def sync_all_templates() -> None:
+    """Beat, every six hours: templates changed in Meta's own tools show up here."""
+    for tenant in (
+        get_tenant_model().objects.exclude(schema_name="public").filter(numbers__isnull=False).distinct()
+    ):
+        sync_templates.delay(tenant.schema_name)
+
+
+@shared_task(ignore_result=True, bind=True, max_retries=5)
+def mail_health_alert(self: Any, schema_name: str, alert_id: int) -> int:
+    """E-mail the tenant's admins about an alert (retried when the mail server is away)."""
+    tenant = get_tenant_model().objects.get(schema_name=schema_name)
+    with schema_context(schema_name):
+        alert = HealthAlert.objects.select_related("event", "number").filter(pk=alert_id).first()
+        if alert is None:
+            return 0
+        try:
+            return number_health.mail_alert(alert, tenant.pk, tenant.name)
+        except OSError as exc:
+            raise self.retry(exc=exc, countdown=retry_delay(self.request.retries + 1)) from exc
+
+
+@shared_task(ignore_result=True)
+def simulate_template_review(waba_id: str, meta_id: str, name: str, language: str) -> None:
+    """Simulator mode: Meta approves a submitted template (a signed status webhook)."""
+    from conversations import simulator
+
+    number = WhatsAppNumber.objects.filter(waba_id=waba_id, simulator=True).first()
+    if number is not None:
+        simulator.deliver_signed(number, simulator.template_status_payload(number, meta_id, name, language))

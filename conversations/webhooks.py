@@ -29,7 +29,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from conversations import actions, events, inbound_batch
+from conversations import actions, events, inbound_batch, message_templates, number_health
+from conversations.models import AccountEvent
 from helpdesk.tenancy.models import WebhookEvent, WhatsAppNumber
 from tickets import store as ticket_store
 
@@ -651,23 +652,47 @@ def apply_change(
             attempt("user preference", actions.do_set_marketing_preference, context, preference)
         attempt("account event", _record_account_event, change, change.field)  # the raw record
     else:
-        attempt("account event", _record_account_event, change, change.field)
+        attempt("account event", _apply_account_change, change)
     return "; ".join(errors) if errors else None
 
 
-def _record_account_event(change: ChangeWork, field_name: str) -> None:
+def _record_account_event(
+    change: ChangeWork, field_name: str, number: WhatsAppNumber | None = None
+) -> AccountEvent | None:
     value = change.value
     occurred = actions.timestamp_or_none(change.entry_time) or actions.timestamp_or_none(
         value.get("timestamp")
     )
-    actions.do_record_account_event(
-        change.number,
+    return actions.do_record_account_event(
+        number or change.number,
         change.waba_id,
         field_name,
         value,
         occurred_at=occurred or timezone.now(),
         digest_source=[field_name, change.waba_id, change.entry_time, value],
     )
+
+
+def _apply_account_change(change: ChangeWork) -> None:
+    """An account-level change: kept in the health history once (a redelivery changes nothing more), then
+    what it means for the number (limits, alerts) or the template it names."""
+    numbers = (
+        [change.number]
+        if change.number
+        else list(
+            WhatsAppNumber.objects.filter(tenant__schema_name=change.schema_name, waba_id=change.waba_id)
+        )
+    )
+    # A number-level event without metadata names its number by display number.
+    display = "".join(ch for ch in str(change.value.get("display_phone_number") or "") if ch.isdigit())
+    named = [n for n in numbers if n.display_number == display] if display else []
+    event = _record_account_event(change, change.field, named[0] if len(named) == 1 else None)
+    if event is None:
+        return
+    if change.field in message_templates.TEMPLATE_FIELDS:
+        message_templates.apply_template_webhook(change.field, change.waba_id, change.value, numbers)
+    elif change.field in number_health.HEALTH_FIELDS:
+        number_health.apply_health_webhook(event, named if len(named) == 1 else numbers)
 
 
 # ------------------------------------------------------------------ the operator's view

@@ -159,6 +159,19 @@ CHANNEL_LAYERS = {
     }
 }
 
+# E-mail (health alerts to a tenant's admins): SMTP when EMAIL_HOST is set, else printed to the console.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "helpdesk@localhost")
+
 CELERY_BROKER_URL = celery_broker_from_redis_url(REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -175,6 +188,8 @@ CELERY_BEAT_SCHEDULE = {
     "check-deadlines": {"task": "tickets.tasks.check_deadlines", "schedule": 60.0},
     "seal-report-days": {"task": "tickets.tasks.seal_report_days", "schedule": 3600.0},
     "sweep-pending-statuses": {"task": "conversations.tasks.sweep_pending_statuses", "schedule": 3600.0},
+    "refresh-numbers": {"task": "conversations.tasks.refresh_all_numbers", "schedule": 3600.0},
+    "sync-templates": {"task": "conversations.tasks.sync_all_templates", "schedule": 6 * 3600.0},
 }
 
 # Checked on every path that sets a password: create_tenant_user, createsuperuser, do_add_member.

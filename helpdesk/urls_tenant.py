@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from conversations import api, web
+from conversations import account_api, api, web
 from conversations.webhook_views import healthz
 from helpdesk.tenancy.views import (
     ApiLogoutAllView,
@@ -25,6 +25,9 @@ handler500 = "helpdesk.api_errors.server_error"
 router = DefaultRouter()
 router.register("conversations", api.ConversationViewSet, basename="conversation")
 router.register("tickets", tickets_api.TicketViewSet, basename="ticket")
+router.register("numbers", account_api.NumberViewSet, basename="number")
+router.register("templates", account_api.TemplateViewSet, basename="template")
+router.register("alerts", account_api.AlertViewSet, basename="alert")
 conversation_messages = api.ConversationMessagesViewSet.as_view({"get": "list", "post": "create"})
 conversation_notes = api.ConversationNotesViewSet.as_view({"get": "list", "post": "create"})
 
@@ -42,7 +45,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("me/", tickets_api.AvailabilityView.as_view(), name="me"),
     path("members/", tickets_api.MembersView.as_view(), name="members"),
     path("settings/support/", tickets_api.SupportSettingsView.as_view(), name="support-settings"),
-    path("templates/check/", api.TemplateCheckView.as_view(), name="template-check"),
+    path("templates/check/", account_api.TemplateCheckView.as_view(), name="template-check"),
     path("", include(router.urls)),
 ]
 

@@ -457,7 +457,7 @@ def test_a_reply_just_inside_the_window_is_accepted(graph, db, acme_number, alic
         ({"text": ""}, {"text": ["This field may not be blank."]}),
         ({"text": "   \n "}, {"text": ["A reply needs some text."]}),
         ({"text": "x" * 4097}, {"text": ["Ensure this field has no more than 4096 characters."]}),
-        ({}, {"text": ["This field is required."]}),
+        ({}, {"text": ["A reply needs some text (or a `template`)."]}),
     ],
     ids=["empty", "blank", "4097-chars", "missing"],
 )

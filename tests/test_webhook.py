@@ -551,8 +551,11 @@ def test_account_level_event_is_routed_by_waba_id_to_its_tenant_only(
     # when it arrives signed with acme's app secret
     response = deliver(django_capture_on_commit_callbacks, raw)
 
-    # then it is stored as one account event in acme, and nowhere else; no message is made of it
+    # then it is stored as one account event in acme, and nowhere else; no message is made of it. An event
+    # naming the number's display number is the number's; the others are the account's.
     assert response.status_code == 200
+    named = change["value"].get("display_phone_number") == ACME["display"]
+    acme_number = WhatsAppNumber.objects.get(phone_number_id=ACME["pnid"])
     with schema_context("acme"):
         stored = AccountEvent.objects.order_by("-pk")[0]
         assert (
@@ -563,17 +566,20 @@ def test_account_level_event_is_routed_by_waba_id_to_its_tenant_only(
             stored.value,
             stored.occurred_at,
         ) == (
-            None,
+            acme_number.pk if named else None,
             ACME["waba"],
             change["field"],
             change["value"].get("event", ""),
             change["value"],
             at(entry["time"]),
         )
+    # a violation or a disabled account raises an alert, pushed live to the inbox (one inbox event)
+    alerts = 1 if change["value"].get("event") in ("ACCOUNT_VIOLATION", "DISABLED_UPDATE") else 0
     assert stored_counts() == {
         **before,
         "webhook_events": before["webhook_events"] + 1,
         "acme.account_events": before["acme.account_events"] + 1,
+        "acme.inbox_events": before["acme.inbox_events"] + alerts,
     }
 
 
@@ -709,6 +715,6 @@ def test_an_entry_with_a_message_and_an_account_change_of_the_same_tenant_is_sto
         "webhook_events": before["webhook_events"] + 1,
         "acme.contacts": before["acme.contacts"] + 1,
         "acme.messages": before["acme.messages"] + 1,
-        "acme.inbox_events": before["acme.inbox_events"] + 1,
+        "acme.inbox_events": before["acme.inbox_events"] + 2,  # the message, and the violation's alert
         "acme.account_events": before["acme.account_events"] + 1,
     }

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from helpdesk.params import id_param, parse_id
+from helpdesk.tenancy import permissions
 from helpdesk.tenancy.access import current_tenant
 from helpdesk.tenancy.models import Membership, Role
 from helpdesk.tenancy.permissions import IsTenantMember
@@ -29,14 +30,8 @@ def _error(error: actions.TicketError) -> Response:
     return Response({"detail": str(error), "code": error.code}, status=error.http_status)
 
 
-class IsSupervisorOrAdmin(IsTenantMember):
+class IsSupervisorOrAdmin(permissions.IsSupervisorOrAdmin):
     message = "Reports are for supervisors and admins."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return super().has_permission(request, view) and request.membership.role in (  # type: ignore[attr-defined]
-            Role.SUPERVISOR,
-            Role.ADMIN,
-        )
 
 
 class IsAdminOrReadOnly(IsTenantMember):

@@ -4,7 +4,9 @@ the admin UI call these."""
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -21,7 +23,12 @@ RESERVED_SLUGS = {"public", "pg_catalog", "information_schema"}
 
 
 class TenancyError(Exception):
-    pass
+    """A refused change; `code` and `http_status` for the API."""
+
+    def __init__(self, message: str, code: str = "invalid", http_status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
 
 
 def do_create_tenant(slug: str, name: str, domain: str) -> Tenant:
@@ -148,6 +155,13 @@ def _revoke_everything(user: User) -> None:
     transaction.on_commit(lambda: live.publish_revocation(user_id, tenant_schemas=schemas))
 
 
+def _digits(label: str, value: str) -> str:
+    value = value.strip().lstrip("+").replace(" ", "").replace("-", "")
+    if not value.isdigit() or len(value) > 32:
+        raise TenancyError(f"The {label} must be digits, got {value[:40]!r}.")
+    return value
+
+
 @transaction.atomic
 def do_add_number(
     tenant: Tenant,
@@ -157,31 +171,71 @@ def do_add_number(
     display_number: str,
     access_token: str,
     app_secret: str,
-    verify_token: str,
+    verify_token: str = "",
     simulator: bool = False,
+    new_only: bool = False,
 ) -> WhatsAppNumber:
     """Register a Cloud API number for a tenant. A number belongs to one tenant only; re-adding it to the same
-    tenant updates its credentials."""
-    for label, value in (("phone number id", phone_number_id), ("WABA id", waba_id)):
-        if not value.isdigit():
-            raise TenancyError(f"The {label} must be digits, got {value!r}.")
-    display_number = display_number.lstrip("+").replace(" ", "")
-    if not display_number.isdigit():
-        raise TenancyError(f"The display number must be digits, got {display_number!r}.")
-    if not access_token or not app_secret or not verify_token:
-        raise TenancyError("The access token, app secret and verify token are all required.")
+    tenant updates its credentials (unless `new_only`: then it is refused). Without a verify token one is
+    generated."""
+    phone_number_id = _digits("phone number id", phone_number_id)
+    waba_id = _digits("WABA id", waba_id)
+    display_number = _digits("display number", display_number)
+    if not access_token or not app_secret:
+        raise TenancyError("The access token and app secret are both required.")
     number = WhatsAppNumber.objects.select_for_update().filter(phone_number_id=phone_number_id).first()
-    if number is not None and number.tenant_id != tenant.pk:
-        raise TenancyError(f"Phone number id {phone_number_id} belongs to another tenant.")
+    if number is not None and (new_only or number.tenant_id != tenant.pk):
+        raise TenancyError(
+            f"Phone number id {phone_number_id} is registered already"
+            + (" to another helpdesk." if number.tenant_id != tenant.pk else "."),
+            code="number_exists",
+            http_status=409,
+        )
     number = number or WhatsAppNumber(tenant=tenant, phone_number_id=phone_number_id)
     number.waba_id = waba_id
     number.display_number = display_number
     number.access_token = access_token
     number.app_secret = app_secret
-    number.set_verify_token(verify_token)
+    number.set_verify_token(verify_token or secrets.token_urlsafe(24))
     number.simulator = simulator
     number.save()
     return number
+
+
+@transaction.atomic
+def do_update_number(number: WhatsAppNumber, **changes: Any) -> WhatsAppNumber:
+    """Change a number's account, display number, simulator mode or credentials: a credential is replaced
+    only when a new one is given (the old one is never shown)."""
+    locked = WhatsAppNumber.objects.select_for_update().get(pk=number.pk)
+    new_id = changes.pop("phone_number_id", None)
+    if new_id is not None and _digits("phone number id", new_id) != locked.phone_number_id:
+        raise TenancyError("A number's phone number id cannot change: remove it and add the new one.")
+    if "waba_id" in changes:
+        locked.waba_id = _digits("WABA id", changes.pop("waba_id"))
+    if "display_number" in changes:
+        locked.display_number = _digits("display number", changes.pop("display_number"))
+    for secret in ("access_token", "app_secret"):
+        value = changes.pop(secret, None)
+        if value:
+            setattr(locked, secret, value)
+    if changes.get("verify_token"):
+        locked.set_verify_token(changes.pop("verify_token"))
+    if "simulator" in changes:
+        locked.simulator = bool(changes.pop("simulator"))
+    locked.save()
+    return locked
+
+
+def do_regenerate_verify_token(number: WhatsAppNumber) -> WhatsAppNumber:
+    return do_update_number(number, verify_token=secrets.token_urlsafe(24))
+
+
+@transaction.atomic
+def do_remove_number(number: WhatsAppNumber) -> None:
+    """Remove a number with no conversations (ProtectedError otherwise: their history must not be lost). Run
+    in the tenant's schema, where its conversations are."""
+    WhatsAppNumber.objects.select_for_update().filter(pk=number.pk).first()
+    number.delete()
 
 
 def do_rotate_credentials_key() -> int:
@@ -195,6 +249,10 @@ def do_rotate_credentials_key() -> int:
                 continue
             number.access_token_encrypted = crypto.reencrypt(number.access_token_encrypted)
             number.app_secret_encrypted = crypto.reencrypt(number.app_secret_encrypted)
-            number.save(update_fields=["access_token_encrypted", "app_secret_encrypted"])
+            if number.verify_token_encrypted:
+                number.verify_token_encrypted = crypto.reencrypt(number.verify_token_encrypted)
+            number.save(
+                update_fields=["access_token_encrypted", "app_secret_encrypted", "verify_token_encrypted"]
+            )
             count += 1
     return count

@@ -128,7 +128,19 @@ class WhatsAppNumber(models.Model):
         default=False,
         help_text="Replies go to the built-in fake Graph API, which answers with status webhooks.",
     )
+    # Kept so that the admin can paste it into Meta's app settings again (the digest above is what is matched).
+    verify_token_encrypted = models.TextField(blank=True, default="")
+    # The number as the Graph API last described it (conversations.number_health.do_refresh_number) and as
+    # account webhooks changed it since.
+    verified_name = models.CharField(max_length=200, blank=True, default="")
+    name_status = models.CharField(max_length=64, blank=True, default="")
     quality_rating = models.CharField(max_length=16, default="UNKNOWN")
+    messaging_limit = models.CharField(max_length=32, blank=True, default="")
+    throughput = models.CharField(max_length=32, blank=True, default="")
+    # The last "test connection" (by hand or periodic): its outcome, Meta's error if any, and when.
+    connection_ok = models.BooleanField(null=True, blank=True)
+    connection_error = models.JSONField(null=True, blank=True)
+    connection_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -150,8 +162,13 @@ class WhatsAppNumber(models.Model):
     def app_secret(self, value: str) -> None:
         self.app_secret_encrypted = crypto.encrypt(value)
 
+    @property
+    def verify_token(self) -> str:
+        return crypto.decrypt(self.verify_token_encrypted) if self.verify_token_encrypted else ""
+
     def set_verify_token(self, value: str) -> None:
         self.verify_token_digest = crypto.lookup_digest(value)
+        self.verify_token_encrypted = crypto.encrypt(value)
 
 
 class WebhookEvent(models.Model):

@@ -27,3 +27,15 @@ class IsTenantAdmin(IsTenantMember):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return super().has_permission(request, view) and request.membership.role == Role.ADMIN  # type: ignore[attr-defined]
+
+
+class IsSupervisorOrAdmin(IsTenantMember):
+    """A member of the tenant with the supervisor or admin role."""
+
+    message = "Only supervisors and admins may do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return super().has_permission(request, view) and request.membership.role in (  # type: ignore[attr-defined]
+            Role.SUPERVISOR,
+            Role.ADMIN,
+        )

@@ -1,0 +1,426 @@
+"""REST API of a tenant's WhatsApp numbers, their health history and alerts, and message templates (/api/v1/).
+Admins change; every member may list and read approved templates (to send them); supervisors see alerts."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db.models import ProtectedError, QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversations import graph_api, message_templates, number_health
+from conversations.models import AccountEvent, HealthAlert, MessageTemplate, TemplateStatus
+from helpdesk.api_errors import error_responses
+from helpdesk.params import id_param
+from helpdesk.tenancy import actions as tenancy_actions
+from helpdesk.tenancy.access import current_tenant
+from helpdesk.tenancy.models import Role, Tenant, WhatsAppNumber
+from helpdesk.tenancy.permissions import IsSupervisorOrAdmin, IsTenantAdmin, IsTenantMember
+
+WEBHOOK_PATH = "/webhooks/whatsapp/"
+
+
+def webhook_url(request: Request) -> str:
+    """Where Meta must post: the platform's public domain (Meta's webhook is served there, not per tenant)."""
+    port = request.get_port()
+    default = "443" if request.is_secure() else "80"
+    host = settings.PUBLIC_DOMAIN + ("" if port == default else f":{port}")
+    return f"{request.scheme}://{host}{WEBHOOK_PATH}"
+
+
+class NumberSerializer(serializers.ModelSerializer[WhatsAppNumber]):
+    """A number as admins see it: never its access token or app secret (write-only), its verify token so that
+    it can be pasted into Meta's app settings."""
+
+    quality = serializers.SerializerMethodField(help_text="green, yellow, red or unknown")
+    connection = serializers.SerializerMethodField(
+        help_text="The last test of the connection: {ok, error: {code, message} or null, checked_at}, or null"
+    )
+    webhook_url = serializers.SerializerMethodField()
+    access_token = serializers.CharField(write_only=True, trim_whitespace=True, max_length=4096)
+    app_secret = serializers.CharField(write_only=True, trim_whitespace=True, max_length=512)
+    verify_token = serializers.CharField(
+        required=False, max_length=256, help_text="Generated when not given; regenerate with /verify-token/"
+    )
+
+    class Meta:
+        model = WhatsAppNumber
+        fields = [
+            "id",
+            "phone_number_id",
+            "waba_id",
+            "display_number",
+            "verified_name",
+            "name_status",
+            "quality",
+            "messaging_limit",
+            "throughput",
+            "simulator",
+            "connection",
+            "webhook_url",
+            "verify_token",
+            "access_token",
+            "app_secret",
+            "created_at",
+        ]
+        read_only_fields = ["verified_name", "name_status", "messaging_limit", "throughput", "created_at"]
+        extra_kwargs: ClassVar[dict[str, Any]] = {
+            "phone_number_id": {"validators": []}
+        }  # taken numbers: a clear error from the action
+
+    def get_quality(self, number: WhatsAppNumber) -> str:
+        return (number.quality_rating or "UNKNOWN").lower()
+
+    def get_connection(self, number: WhatsAppNumber) -> dict[str, Any] | None:
+        if number.connection_checked_at is None:
+            return None
+        return {
+            "ok": bool(number.connection_ok),
+            "error": number.connection_error,
+            "checked_at": number.connection_checked_at.isoformat(),
+        }
+
+    def get_webhook_url(self, number: WhatsAppNumber) -> str:
+        request = self.context.get("request")
+        return webhook_url(request) if request else WEBHOOK_PATH
+
+    def to_representation(self, instance: WhatsAppNumber) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["verify_token"] = instance.verify_token or None  # None: set before it was kept; regenerate it
+        return data
+
+
+class NumberViewSet(viewsets.ModelViewSet[WhatsAppNumber]):
+    """The tenant's WhatsApp numbers (admins only). Credentials are accepted, never returned."""
+
+    serializer_class = NumberSerializer
+    permission_classes = [IsTenantAdmin]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[WhatsAppNumber]:
+        return WhatsAppNumber.objects.filter(tenant=current_tenant()).order_by("pk")
+
+    def _item(self, number: WhatsAppNumber, code: int = status.HTTP_200_OK) -> Response:
+        return Response(self.get_serializer(number).data, status=code)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            number = tenancy_actions.do_add_number(_tenant(), new_only=True, **serializer.validated_data)
+        except tenancy_actions.TenancyError as error:
+            return Response({"detail": str(error), "code": error.code}, status=error.http_status)
+        return self._item(number, status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        number = self.get_object()
+        serializer = self.get_serializer(number, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        try:
+            number = tenancy_actions.do_update_number(number, **serializer.validated_data)
+        except tenancy_actions.TenancyError as error:
+            return Response({"detail": str(error), "code": error.code}, status=error.http_status)
+        return self._item(number)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        number = self.get_object()
+        try:
+            tenancy_actions.do_remove_number(number)
+        except ProtectedError:
+            return Response(
+                {
+                    "detail": "This number has conversations: removing it would lose their history.",
+                    "code": "number_in_use",
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "ConnectionTest",
+            {
+                "ok": serializers.BooleanField(),
+                "error": serializers.DictField(allow_null=True, help_text="{code, message}: Meta's error"),
+                "number": NumberSerializer(),
+            },
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        """Read the number from the Graph API now: its name, quality, limit and throughput, or Meta's error."""
+        refresh = number_health.do_refresh_number(self.get_object())
+        return Response(
+            {"ok": refresh.ok, "error": refresh.error, "number": self.get_serializer(refresh.number).data}
+        )
+
+    @extend_schema(request=None, responses=NumberSerializer)
+    @action(detail=True, methods=["post"], url_path="verify-token")
+    def verify_token(self, request: Request, pk: str | None = None) -> Response:
+        """A new verify token (paste it into Meta's app settings); the old one stops working."""
+        return self._item(tenancy_actions.do_regenerate_verify_token(self.get_object()))
+
+    @extend_schema(
+        responses=inline_serializer(
+            "AccountEventItem",
+            {
+                "id": serializers.IntegerField(),
+                "field": serializers.CharField(),
+                "event": serializers.CharField(),
+                "summary": serializers.CharField(help_text="Plain words, in the request's language"),
+                "received_at": serializers.DateTimeField(),
+                "payload": serializers.DictField(help_text="The event as Meta sent it"),
+            },
+            many=True,
+        )
+    )
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        """The number's health history, newest first: its own events and its business account's."""
+        page = self.paginate_queryset(number_health.events_of(self.get_object()))  # type: ignore[arg-type]
+        return self.get_paginated_response([event_item(event) for event in page or []])  # type: ignore[arg-type]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("days", OpenApiTypes.INT, description="How many days back (default 30)")]
+    )
+    @action(detail=True, methods=["get"])
+    def costs(self, request: Request, pk: str | None = None) -> Response:
+        """Billable messages of the number per day and Meta pricing category (from the status webhooks)."""
+        days = id_param(request.query_params, "days", "A number of days") or 30
+        return Response(number_health.costs_of(self.get_object(), min(days, 366)))
+
+
+def event_item(event: AccountEvent) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        "field": event.field,
+        "event": event.event,
+        "summary": number_health.summary(event.field, event.event, event.value),
+        "received_at": event.received_at.isoformat(),
+        "occurred_at": event.occurred_at.isoformat(),
+        "number": event.number_id,
+        "payload": event.value,
+    }
+
+
+class AlertViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[HealthAlert]):
+    """Open alerts about the numbers' standing with Meta (supervisors and admins), worst first."""
+
+    permission_classes = [IsSupervisorOrAdmin]
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[HealthAlert]:
+        return number_health.open_alerts()
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response([alert_item(alert) for alert in self.get_queryset()])
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request: Request, pk: str | None = None) -> Response:
+        """Hide the banner; the alert comes back if the state worsens."""
+        alert = get_object_or_404(HealthAlert, pk=pk)
+        user_id: int = request.user.pk  # type: ignore[union-attr, assignment]
+        return Response(alert_item(number_health.do_acknowledge_alert(alert, user_id)))
+
+
+def alert_item(alert: HealthAlert) -> dict[str, Any]:
+    return {
+        **number_health.alert_frame(alert),
+        "summary": number_health.alert_text(alert),
+        "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
+    }
+
+
+# ------------------------------------------------------------------ templates
+
+
+class TemplateSerializer(serializers.ModelSerializer[MessageTemplate]):
+    number: serializers.PrimaryKeyRelatedField[WhatsAppNumber] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
+    reason = serializers.SerializerMethodField(help_text="Why the template is in its state, in plain words")
+    reason_code = serializers.CharField(source="reason", read_only=True)
+
+    class Meta:
+        model = MessageTemplate
+        fields = [
+            "id",
+            "name",
+            "language",
+            "category",
+            "status",
+            "quality",
+            "reason",
+            "reason_code",
+            "recommendation",
+            "previous_category",
+            "correct_category",
+            "parameter_format",
+            "components",
+            "number",
+            "waba_id",
+            "meta_id",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_reason(self, template: MessageTemplate) -> str:
+        return message_templates.reason_words(template)
+
+
+class TemplateViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[MessageTemplate],
+):
+    """Message templates of the tenant's business accounts. Every member lists and reads approved templates;
+    admins see all, create (= check, then submit to Meta), delete and sync. Filter: `?status=&number=`."""
+
+    serializer_class = TemplateSerializer
+
+    def get_permissions(self) -> list[Any]:
+        return [IsTenantMember() if self.action in ("list", "retrieve") else IsTenantAdmin()]
+
+    def get_queryset(self) -> QuerySet[MessageTemplate]:
+        wabas = WhatsAppNumber.objects.filter(tenant=current_tenant()).values("waba_id")
+        queryset = MessageTemplate.objects.filter(waba_id__in=wabas).order_by("name", "language", "pk")
+        if getattr(self.request, "membership", None) is None or self.request.membership.role != Role.ADMIN:  # type: ignore[attr-defined]
+            queryset = queryset.filter(status=TemplateStatus.APPROVED)
+        wanted = self.request.query_params.get("status")
+        if wanted:
+            queryset = queryset.filter(status=wanted.lower())
+        number = id_param(self.request.query_params, "number", "A number id")
+        if number is not None:
+            queryset = queryset.filter(waba_id__in=WhatsAppNumber.objects.filter(pk=number).values("waba_id"))
+        return queryset
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=TemplateStatus.values),
+            OpenApiParameter("number", OpenApiTypes.INT),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT, responses={201: TemplateSerializer, **error_responses(400, 409)}
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Check the template, then submit it to Meta for review. 400 with `findings` when the check blocks it
+        (nothing reaches Meta), or with Meta's `error` when Meta refuses it."""
+        draft = request.data
+        if not isinstance(draft, dict):
+            raise ValidationError({"detail": "A template is a JSON object."})
+        number = _number_of(draft.get("number"))
+        try:
+            template = message_templates.do_submit_template(number, draft, request.user.pk)  # type: ignore[union-attr]
+        except message_templates.TemplateRefused as refused:
+            return Response(refused.as_dict(), status=refused.http_status)
+        return Response(self.get_serializer(template).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            message_templates.do_delete_template(self.get_object())
+        except message_templates.TemplateRefused as refused:
+            return Response(refused.as_dict(), status=refused.http_status)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=None, responses=inline_serializer("TemplateSync", {"synced": serializers.IntegerField()})
+    )
+    @action(detail=False, methods=["post"])
+    def sync(self, request: Request) -> Response:
+        """Read every template of the tenant's business accounts from Meta now (every page)."""
+        numbers = list(WhatsAppNumber.objects.filter(tenant=current_tenant()).order_by("pk"))
+        try:
+            count = message_templates.do_sync_templates(numbers)
+        except graph_api.GraphAPIError as error:
+            return Response(
+                {
+                    "detail": f"Meta did not answer the sync: {error.title}",
+                    "code": "meta_refused",
+                    "error": {"code": error.code, "message": error.title},
+                },
+                status=status.HTTP_502_BAD_GATEWAY,
+            )
+        return Response({"synced": count})
+
+
+def _tenant() -> Tenant:
+    tenant = current_tenant()
+    assert tenant is not None  # the tenant URLs are served on a tenant's domain only
+    return tenant
+
+
+def _number_of(value: Any) -> WhatsAppNumber:
+    """The tenant's number a template is for: by id, or the only one."""
+    numbers = WhatsAppNumber.objects.filter(tenant=_tenant())
+    if value is None:
+        only = list(numbers[:2])
+        if len(only) == 1:
+            return only[0]
+        raise ValidationError({"number": "Which number's business account: give `number` (a number id)."})
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise ValidationError({"number": "A number id."})
+    number = numbers.filter(pk=int(value)).first()
+    if number is None:
+        raise ValidationError({"number": "This helpdesk has no such number."})
+    return number
+
+
+class TemplateCheckView(APIView):
+    """The content check of a message template draft (the body a template is created with), without submitting
+    it: `{"blocking": bool, "findings": [{"severity", "code", "message", "component"}]}`. Admins only."""
+
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={
+            200: inline_serializer(
+                "TemplateCheckResult",
+                {
+                    "blocking": serializers.BooleanField(
+                        help_text="An error was found: the template would not be submitted."
+                    ),
+                    "findings": inline_serializer(
+                        "TemplateFinding",
+                        {
+                            "severity": serializers.ChoiceField(choices=["error", "warning"]),
+                            "code": serializers.CharField(),
+                            "message": serializers.CharField(
+                                help_text="The reason, in the request's language."
+                            ),
+                            "component": serializers.CharField(),
+                        },
+                        many=True,
+                    ),
+                },
+            ),
+            **error_responses(400),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        from conversations import template_check
+
+        findings = template_check.check_template(request.data)
+        return Response(
+            {
+                "blocking": template_check.is_blocking(findings),
+                "findings": [finding.as_dict() for finding in findings],
+            }
+        )
