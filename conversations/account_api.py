@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import graph_api, message_templates, number_health
+from conversations import graph_api, message_templates, number_health, template_check
 from conversations.models import AccountEvent, HealthAlert, MessageTemplate, TemplateStatus
 from helpdesk.api_errors import error_responses
 from helpdesk.params import id_param
@@ -46,6 +46,7 @@ class NumberSerializer(serializers.ModelSerializer[WhatsAppNumber]):
         help_text="The last test of the connection: {ok, error: {code, message} or null, checked_at}, or null"
     )
     webhook_url = serializers.SerializerMethodField()
+    messaging_limit_words = serializers.SerializerMethodField(help_text="The messaging limit in plain words")
     access_token = serializers.CharField(write_only=True, trim_whitespace=True, max_length=4096)
     app_secret = serializers.CharField(write_only=True, trim_whitespace=True, max_length=512)
     verify_token = serializers.CharField(
@@ -63,6 +64,7 @@ class NumberSerializer(serializers.ModelSerializer[WhatsAppNumber]):
             "name_status",
             "quality",
             "messaging_limit",
+            "messaging_limit_words",
             "throughput",
             "simulator",
             "connection",
@@ -88,6 +90,9 @@ class NumberSerializer(serializers.ModelSerializer[WhatsAppNumber]):
             "error": number.connection_error,
             "checked_at": number.connection_checked_at.isoformat(),
         }
+
+    def get_messaging_limit_words(self, number: WhatsAppNumber) -> str:
+        return number_health.limit_words(number.messaging_limit) if number.messaging_limit else ""
 
     def get_webhook_url(self, number: WhatsAppNumber) -> str:
         request = self.context.get("request")
@@ -213,33 +218,39 @@ def event_item(event: AccountEvent) -> dict[str, Any]:
     }
 
 
-class AlertViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[HealthAlert]):
-    """Open alerts about the numbers' standing with Meta (supervisors and admins), worst first."""
+class AlertSerializer(serializers.Serializer[HealthAlert]):
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="quality, violation, restriction or disable")
+    level = serializers.IntegerField(help_text="Higher is worse")
+    number = serializers.IntegerField(
+        source="number_id", allow_null=True, help_text="null: the whole account"
+    )
+    raised_at = serializers.DateTimeField()
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    summary = serializers.SerializerMethodField(help_text="Plain words, in the request's language")
 
+    def get_summary(self, alert: HealthAlert) -> str:
+        return number_health.alert_text(alert)
+
+
+class AlertViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[HealthAlert]):
+    """Open alerts about the numbers' standing with Meta (supervisors and admins), worst first: a quality drop,
+    a restriction, a violation, a scheduled or done disable. Not paginated: there are a handful at most."""
+
+    serializer_class = AlertSerializer
     permission_classes = [IsSupervisorOrAdmin]
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[HealthAlert]:
         return number_health.open_alerts()
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response([alert_item(alert) for alert in self.get_queryset()])
-
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses=AlertSerializer)
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, pk: str | None = None) -> Response:
         """Hide the banner; the alert comes back if the state worsens."""
         alert = get_object_or_404(HealthAlert, pk=pk)
         user_id: int = request.user.pk  # type: ignore[union-attr, assignment]
-        return Response(alert_item(number_health.do_acknowledge_alert(alert, user_id)))
-
-
-def alert_item(alert: HealthAlert) -> dict[str, Any]:
-    return {
-        **number_health.alert_frame(alert),
-        "summary": number_health.alert_text(alert),
-        "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
-    }
+        return Response(AlertSerializer(number_health.do_acknowledge_alert(alert, user_id)).data)
 
 
 # ------------------------------------------------------------------ templates
@@ -415,12 +426,36 @@ class TemplateCheckView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        from conversations import template_check
-
-        findings = template_check.check_template(request.data)
+        findings = template_check.check_template(request.data, message_templates.policy_additions())
         return Response(
             {
                 "blocking": template_check.is_blocking(findings),
                 "findings": [finding.as_dict() for finding in findings],
             }
         )
+
+
+class TemplateWordsView(APIView):
+    """The word lists of the content check (admins): for each of `prohibited`, `promotional`, `opt_out` and
+    `url_shorteners`, the built-in phrases and the tenant's own. PUT `{list: [phrase, ...]}` replaces the tenant's
+    phrases of the lists it names."""
+
+    permission_classes = [IsTenantAdmin]
+
+    def _lists(self, own: dict[str, list[str]]) -> dict[str, Any]:
+        built_in = template_check.built_in_lists()
+        return {
+            name: {"built_in": built_in[name], "own": own.get(name, [])} for name in template_check.WORD_LISTS
+        }
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        return Response(self._lists(message_templates.policy_additions()))
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, **error_responses(400)})
+    def put(self, request: Request) -> Response:
+        try:
+            own = message_templates.do_set_policy_words(request.data)
+        except message_templates.TemplateRefused as refused:
+            return Response(refused.as_dict(), status=refused.http_status)
+        return Response(self._lists(own))

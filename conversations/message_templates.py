@@ -17,7 +17,15 @@ from django.utils.translation import gettext as _
 
 from conversations import actions, graph_api, template_check
 from conversations.actions import ActionError, dict_or_empty
-from conversations.models import Conversation, Message, MessageTemplate, SenderKind, TemplateStatus
+from conversations.events import record_event
+from conversations.models import (
+    Conversation,
+    Message,
+    MessageTemplate,
+    PolicyWords,
+    SenderKind,
+    TemplateStatus,
+)
 from helpdesk.tenancy.models import User, WhatsAppNumber
 
 log = logging.getLogger(__name__)
@@ -69,13 +77,55 @@ def _is_named(components: list[dict[str, Any]]) -> bool:
     return any(not name.isdigit() for text in texts for name in variables_of(text))
 
 
+# ------------------------------------------------------------------ the tenant's own word lists
+
+MAX_PHRASES = 500
+MAX_PHRASE_LENGTH = 100
+
+
+def policy_additions() -> dict[str, list[str]]:
+    """The tenant's own phrases, per word list of the content check."""
+    return {row.list_name: list(row.phrases) for row in PolicyWords.objects.all()}
+
+
+def do_set_policy_words(changes: Any) -> dict[str, list[str]]:
+    """Replace the tenant's phrases of the lists named in `changes` ({list name: [phrase, ...]}); each phrase
+    trimmed and lower-cased, repeats dropped. Refused as a whole (nothing stored) when anything is off."""
+    if not isinstance(changes, dict) or not changes:
+        raise TemplateRefused(_('Send an object of word lists, such as {"prohibited": ["..."]}.'), "invalid")
+    cleaned: dict[str, list[str]] = {}
+    for name, phrases in changes.items():
+        if name not in template_check.WORD_LISTS:
+            raise TemplateRefused(
+                _("Unknown word list %(name)s; the lists are: %(lists)s.")
+                % {"name": str(name)[:40], "lists": ", ".join(template_check.WORD_LISTS)},
+                "invalid",
+            )
+        if not isinstance(phrases, list) or not all(isinstance(phrase, str) for phrase in phrases):
+            raise TemplateRefused(_("A word list is a list of phrases (text)."), "invalid")
+        unique = list(dict.fromkeys(" ".join(p.split()).casefold() for p in phrases if p.strip()))
+        if len(unique) > MAX_PHRASES or any(len(phrase) > MAX_PHRASE_LENGTH for phrase in unique):
+            raise TemplateRefused(
+                _("A list holds at most %(count)s phrases of at most %(length)s characters each.")
+                % {"count": MAX_PHRASES, "length": MAX_PHRASE_LENGTH},
+                "invalid",
+            )
+        cleaned[name] = unique
+    with transaction.atomic():
+        for name, phrases in cleaned.items():
+            PolicyWords.objects.update_or_create(
+                list_name=name, defaults={"phrases": phrases, "updated_at": timezone.now()}
+            )
+    return policy_additions()
+
+
 # ------------------------------------------------------------------ submit, delete, sync
 
 
 def do_submit_template(number: WhatsAppNumber, draft: dict[str, Any], user_id: int | None) -> MessageTemplate:
     """Check the draft, keep it, then submit it to Meta (`POST /{waba}/message_templates`). Nothing reaches Meta
     when the check finds an error. A draft Meta refused can be submitted again; a submitted one cannot."""
-    findings = template_check.check_template(draft)
+    findings = template_check.check_template(draft, policy_additions())
     if template_check.is_blocking(findings):
         raise TemplateRefused(
             _("The content check found problems: fix the errors and submit again."),
@@ -251,6 +301,10 @@ def apply_template_webhook(
             template.correct_category = ""
     template.updated_at = timezone.now()
     template.save()
+    # The templates page follows Meta's verdicts live.
+    record_event(
+        "template.updated", template={"id": template.pk, "name": template.name, "status": template.status}
+    )
 
 
 # ------------------------------------------------------------------ sending

@@ -320,3 +320,15 @@ class HealthAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} alert ({self.level})"
+
+
+class PolicyWords(models.Model):
+    """A tenant's own phrases for one word list of the template content check (conversations/template_check.py),
+    added to the built-in list: one phrase per item."""
+
+    list_name = models.CharField(max_length=32, unique=True)
+    phrases = models.JSONField(default=list)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.list_name

@@ -63,14 +63,14 @@ def costs_of(number: WhatsAppNumber, days: int) -> dict[str, Any]:
         )
         .annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day", "pricing_category")
-        .annotate(billable=Count("pk", filter=Q(billable=True)), free=Count("pk", filter=Q(billable=False)))
+        .annotate(charged=Count("pk", filter=Q(billable=True)), free=Count("pk", filter=Q(billable=False)))
         .order_by("-day", "pricing_category")
     )
     items = [
         {
             "day": row["day"].isoformat(),
             "category": row["pricing_category"],
-            "billable": row["billable"],
+            "billable": row["charged"],
             "free": row["free"],
         }
         for row in rows

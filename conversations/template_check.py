@@ -63,8 +63,49 @@ def is_blocking(findings: list[Finding]) -> bool:
     return any(finding.severity == "error" for finding in findings)
 
 
-def check_template(draft: Any) -> list[Finding]:
-    """Every finding of a template draft (name, category, language, components), errors first."""
+# The word lists; a tenant adds its own phrases to each (conversations.models.PolicyWords).
+WORD_LISTS = ("prohibited", "promotional", "opt_out", "url_shorteners")
+
+
+@dataclass(frozen=True)
+class WordLists:
+    prohibited: dict[str, list[str]]  # topic -> phrases
+    promotional: list[str]
+    opt_out: list[str]
+    url_shorteners: list[str]
+
+
+def word_lists(additions: dict[str, list[str]] | None = None) -> WordLists:
+    """The built-in lists, with a tenant's `additions` ({list name: phrases}) added."""
+    extra = {
+        name: [phrase.strip().casefold() for phrase in (additions or {}).get(name, []) if phrase.strip()]
+        for name in WORD_LISTS
+    }
+    prohibited = dict(_prohibited())
+    if extra["prohibited"]:
+        prohibited["own_list"] = extra["prohibited"]
+    return WordLists(
+        prohibited=prohibited,
+        promotional=_phrases("promotional.txt") + extra["promotional"],
+        opt_out=_phrases("opt_out.txt") + extra["opt_out"],
+        url_shorteners=_phrases("url_shorteners.txt") + extra["url_shorteners"],
+    )
+
+
+def built_in_lists() -> dict[str, list[str]]:
+    """The lists as shipped (the prohibited phrases of every topic together)."""
+    lists = word_lists()
+    return {
+        "prohibited": [phrase for phrases in lists.prohibited.values() for phrase in phrases],
+        "promotional": lists.promotional,
+        "opt_out": lists.opt_out,
+        "url_shorteners": lists.url_shorteners,
+    }
+
+
+def check_template(draft: Any, additions: dict[str, list[str]] | None = None) -> list[Finding]:
+    """Every finding of a template draft (name, category, language, components), errors first; `additions` are
+    the tenant's own phrases for the word lists."""
     if not isinstance(draft, dict):
         return [Finding("error", "invalid_shape", _("The template must be a JSON object."), "")]
     findings = list(_check_identity(draft))
@@ -93,7 +134,7 @@ def check_template(draft: Any) -> list[Finding]:
     buttons = _buttons_of(by_type.get("BUTTONS"))
     findings += _check_buttons(buttons)
     texts += [("BUTTONS", text) for text in _button_texts(buttons)]
-    findings += _check_words(category, texts, buttons)
+    findings += _check_words(category, texts, buttons, word_lists(additions))
     return sorted(findings, key=lambda finding: finding.severity != "error")
 
 
@@ -232,20 +273,21 @@ def _examples(kind: str, example: Any, positional: list[str], named: list[str]) 
 
 
 def _check_words(
-    category: str, texts: list[tuple[str, str]], buttons: list[dict[str, Any]]
+    category: str, texts: list[tuple[str, str]], buttons: list[dict[str, Any]], lists: WordLists
 ) -> Iterator[Finding]:
     for kind, text in texts:
-        for topic, phrase in _matches(_prohibited(), text):
-            yield Finding(
-                "error",
-                "prohibited_content",
-                _("“%(phrase)s” is %(topic)s content, which WhatsApp's Commerce Policy prohibits.")
-                % {"phrase": phrase, "topic": _topic(topic)},
-                kind,
+        for topic, phrase in _matches(lists.prohibited, text):
+            reason = (
+                _("“%(phrase)s” is on your helpdesk's own list of prohibited words.")
+                if topic == "own_list"
+                else _("“%(phrase)s” is %(topic)s content, which WhatsApp's Commerce Policy prohibits.")
             )
-        yield from _shorteners_in(text, kind)
+            yield Finding(
+                "error", "prohibited_content", reason % {"phrase": phrase, "topic": _topic(topic)}, kind
+            )
+        yield from _shorteners_in(text, kind, lists)
         if category == "UTILITY":
-            for _topic_name, phrase in _matches({"promotional": _phrases("promotional.txt")}, text):
+            for _topic_name, phrase in _matches({"promotional": lists.promotional}, text):
                 yield Finding(
                     "warning",
                     "promotional_in_utility",
@@ -254,10 +296,10 @@ def _check_words(
                     kind,
                 )
     for button in buttons:
-        yield from _shorteners_in(str(button.get("url") or ""), "BUTTONS")
+        yield from _shorteners_in(str(button.get("url") or ""), "BUTTONS", lists)
     if category == "MARKETING":
         hinted = [text for kind, text in texts if kind in ("BODY", "FOOTER", "BUTTONS")]
-        if not any(_matches({"opt_out": _phrases("opt_out.txt")}, text) for text in hinted):
+        if not any(_matches({"opt_out": lists.opt_out}, text) for text in hinted):
             yield Finding(
                 "warning",
                 "no_opt_out",
@@ -283,19 +325,21 @@ def _topic(topic: str) -> str:
 def _matches(lists: dict[str, list[str]], text: str) -> list[tuple[str, str]]:
     """(list name, phrase) of every phrase of `lists` found in `text` as whole words, any case."""
     lowered = text.casefold()
-    return [
+    found = [
         (topic, phrase)
         for topic, phrases in lists.items()
         for phrase in phrases
         if re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", lowered)
     ]
+    # "judi" inside "judi online" is one finding, not two
+    return [(topic, phrase) for topic, phrase in found if not any(phrase != o and phrase in o for _t, o in found)]
 
 
-def _shorteners_in(text: str, component: str) -> Iterator[Finding]:
+def _shorteners_in(text: str, component: str, lists: WordLists) -> Iterator[Finding]:
     hosts = {
         match.group(1).casefold() for match in re.finditer(r"(?:https?://)?(?:www\.)?([\w.-]+\.\w+)/", text)
     }
-    for host in sorted(hosts & set(_phrases("url_shorteners.txt"))):
+    for host in sorted(hosts & set(lists.url_shorteners)):
         yield Finding(
             "error",
             "url_shortener",

@@ -204,6 +204,13 @@ def inbox_strings() -> dict[str, str]:
         "unsupported_kind": _("Unsupported message type (%(kind)s)"),
         "type_fallback": _("%(type)s message"),
         "template_message": _("Template: %(name)s"),
+        "tpl_header_var": _("Header {{%(name)s}}"),
+        "tpl_body_var": _("{{%(name)s}}"),
+        "tpl_link_var": _("Link of the button %(label)s"),
+        "tpl_copy_code": _("Code to copy"),
+        "tpl_media_link": _("Link to the %(kind)s"),
+        "tpl_none": _("No approved template for this number yet"),
+        "tpl_send": _("Send template"),
         # composer
         "reply_placeholder": _("Write a reply… Enter sends, Shift+Enter adds a line"),
         "reply_closed_placeholder": _("Replies are off while the 24-hour window is closed"),
@@ -447,4 +454,144 @@ def settings_strings() -> dict[str, str]:
             "%(target)s target for %(priority)s priority: a positive number, or empty for none."
         ),
         "error_forbidden": _("Not saved:"),
+    }
+
+
+def numbers_strings() -> dict[str, str]:
+    """Every text static/inbox/numbers.js shows."""
+    return {
+        **_common_page_strings(),
+        "add_title": _("Add a WhatsApp number"),
+        "edit_title": _("Edit %(number)s"),
+        "secret_kept": _("Saved — type a new one to replace it"),
+        "verify_kept": _("Saved — type a new one to replace it"),
+        "verify_generated": _("Generated when empty"),
+        "error_required": _(
+            "Fill in the phone number ID, account ID, display number, access token and app secret."
+        ),
+        "error_number_exists": _("This phone number ID is registered already."),
+        "error_number_in_use": _("This number has conversations: removing it would lose their history."),
+        "field_phone_number_id": _("Phone number ID"),
+        "field_waba_id": _("WhatsApp Business Account ID"),
+        "field_display_number": _("Display number"),
+        "field_access_token": _("Access token"),
+        "field_app_secret": _("App secret"),
+        "field_verify_token": _("Verify token"),
+        "field_simulator": _("Simulator mode"),
+        "test_ok": _("Connected: Meta answered and the details below are current."),
+        "test_failed": _("Meta refused (error %(code)s): %(message)s"),
+        "confirm_verify_token": _(
+            "Make a new verify token? Paste it into Meta's app settings: the old one stops working now."
+        ),
+        "verify_token_new": _("New verify token made. Paste it into Meta's app settings."),
+        "confirm_remove": _("Remove %(number)s from the helpdesk?"),
+        "copy": _("Copy"),
+        "copied": _("Copied"),
+        "copy_failed": _("Select and copy it by hand"),
+        "raw_event": _("Raw event"),
+        "no_history": _("Nothing has happened to this number yet."),
+        "no_costs": _("No priced messages in the last 30 days."),
+        "cost_day": _("Day"),
+        "cost_category": _("Category"),
+        "cost_billable": _("Billable"),
+        "cost_free": _("Free"),
+        "costs_hint": _(
+            "Meta's pricing of each message, per day in %(tz)s; templates are billed when delivered."
+        ),
+        "never_tested": _("Not tested yet"),
+        "connection_ok": _("Working (tested %(when)s)"),
+        "connection_failed": _("Failed %(when)s — error %(code)s: %(message)s"),
+        "name_unknown": _("Verified name not known yet: test the connection"),
+        "quality_help": _(
+            "Meta's quality rating of the number, from how customers received its messages in the last 7 days."
+        ),
+        "quality_green": _("Quality: high"),
+        "quality_yellow": _("Quality: medium"),
+        "quality_red": _("Quality: low"),
+        "quality_unknown": _("Quality: not rated"),
+        "simulator": _("Simulator"),
+        "simulator_help": _(
+            "Simulator mode: nothing reaches WhatsApp. Replies go to the built-in simulator, which answers with "
+            "delivery ticks, and templates are approved by it."
+        ),
+        "messaging_limit": _("Messaging limit"),
+        "throughput": _("Throughput"),
+        "name_status": _("Display name"),
+        "ids": _("IDs"),
+        "connection": _("Connection"),
+        "not_known": _("not known yet"),
+        "meta_setup": _("In Meta's app settings"),
+        "meta_setup_help": _(
+            "WhatsApp > Configuration > Webhook: paste these two, then subscribe to the fields."
+        ),
+        "webhook_url": _("Callback URL"),
+        "verify_token": _("Verify token"),
+        "verify_unknown": _("(set before it was kept: make a new one to see it)"),
+        "working": _("Working…"),
+        "test_connection": _("Test connection"),
+        "edit": _("Edit"),
+        "new_verify_token": _("New verify token"),
+        "remove": _("Remove"),
+        "health_history": _("Health history"),
+        "costs": _("Costs (30 days)"),
+        "no_numbers": _("No number yet. Add one to receive and answer WhatsApp messages."),
+    }
+
+
+def templates_strings() -> dict[str, str]:
+    """Every text static/inbox/templates.js shows."""
+    return {
+        **_common_page_strings(),
+        "no_templates": _("No template here yet. Create one, or sync the ones you made in Meta's tools."),
+        "confirm_delete": _("Delete the template %(name)s (%(language)s) here and at Meta?"),
+        "delete": _("Delete"),
+        "remove": _("Remove"),
+        "synced": _("%(n)s templates read from Meta."),
+        "submitted": _(
+            "%(name)s was submitted. Meta usually reviews it within minutes; its state changes here."
+        ),
+        "error_template_exists": _("A template with this name and language exists already."),
+        "example_header": _("Example for header {{%(name)s}}"),
+        "example_body": _("Example for {{%(name)s}}"),
+        "button_quick_reply": _("Quick reply"),
+        "button_url": _("Link"),
+        "button_phone_number": _("Call"),
+        "button_copy_code": _("Copy code"),
+        "button_label": _("Button label"),
+        "button_url_example": _("Example of the link's end"),
+        "button_phone": _("Phone number with country code"),
+        "button_code_example": _("Example code"),
+        "media_image": _("[Image]"),
+        "media_video": _("[Video]"),
+        "media_document": _("[Document]"),
+        "preview_empty": _("The body appears here."),
+        "check_clean": _("No problem found."),
+        "finding_error": _("Blocks submission:"),
+        "finding_warning": _("Warning:"),
+        "category_marketing": _("Marketing"),
+        "category_utility": _("Utility"),
+        "category_authentication": _("Authentication"),
+        "status_draft": _("Draft"),
+        "status_pending": _("Pending review"),
+        "status_approved": _("Approved"),
+        "status_rejected": _("Rejected"),
+        "status_paused": _("Paused"),
+        "status_disabled": _("Disabled"),
+        "status_flagged": _("Flagged"),
+        "status_in_appeal": _("In appeal"),
+        "status_limit_exceeded": _("Limit exceeded"),
+        "status_locked": _("Locked"),
+        "status_archived": _("Archived"),
+        "status_pending_deletion": _("Pending deletion"),
+        "status_deleted": _("Deleted"),
+        "quality_green": _("High"),
+        "quality_yellow": _("Medium"),
+        "quality_red": _("Low"),
+        "quality_unknown": _("Not rated"),
+        "list_prohibited": _("Prohibited content (blocks submission)"),
+        "list_promotional": _("Promotional words (a warning in utility templates)"),
+        "list_opt_out": _("Opt-out hints (expected in marketing templates)"),
+        "list_url_shorteners": _("Link shorteners (block submission)"),
+        "built_in_count": _("plus %(n)s built in"),
+        "word_lists_saved": _("Saved."),
     }

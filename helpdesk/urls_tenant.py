@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from conversations import account_api, api, web
+from conversations import account_api, admin_web, api, web
 from conversations.webhook_views import healthz
 from helpdesk.tenancy.views import (
     ApiLogoutAllView,
@@ -46,6 +46,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("members/", tickets_api.MembersView.as_view(), name="members"),
     path("settings/support/", tickets_api.SupportSettingsView.as_view(), name="support-settings"),
     path("templates/check/", account_api.TemplateCheckView.as_view(), name="template-check"),
+    path("templates/words/", account_api.TemplateWordsView.as_view(), name="template-words"),
     path("", include(router.urls)),
 ]
 
@@ -58,6 +59,8 @@ urlpatterns = [
     path("inbox/simulate/", web.simulate_customer_message, name="inbox-simulate"),
     path("reports/", tickets_web.reports_page, name="reports"),
     path("settings/", tickets_web.settings_page, name="settings"),
+    path("numbers/", admin_web.numbers_page, name="numbers"),
+    path("templates/", admin_web.templates_page, name="templates"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(

@@ -122,6 +122,20 @@ def committed_db(django_db_setup: None, django_db_blocker: Any) -> Iterator[None
         yield
 
 
+# ------------------------------------------------------------------ the Graph API, faked at the HTTP level
+
+
+@pytest.fixture
+def graph(settings: Any) -> Iterator[Any]:
+    """The Graph API, faked at the HTTP level (`responses`); any request nobody registered fails like a network
+    error. conftest sets WHATSAPP_GRAPH_URL after pytest-django has loaded the settings, so it is pinned here."""
+    import responses
+
+    settings.WHATSAPP_GRAPH_URL = GRAPH_URL
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
 # ------------------------------------------------------------------ personas
 
 

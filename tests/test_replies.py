@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,17 +34,6 @@ from tests.conftest import (
 )
 
 MESSAGES_URL = f"{GRAPH_URL}/{ACME['pnid']}/messages"
-
-
-@pytest.fixture
-def graph(settings: Any) -> Iterator[responses.RequestsMock]:
-    """The Graph API, faked at the HTTP level; any request nobody registered fails like a network error.
-
-    conftest sets WHATSAPP_GRAPH_URL in the environment after pytest-django has already loaded the settings,
-    so the setting is pinned here as well."""
-    settings.WHATSAPP_GRAPH_URL = GRAPH_URL
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def accepted(wamid: str) -> dict[str, Any]:

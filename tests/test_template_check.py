@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conversations.template_check import check_template, is_blocking
-from tests.conftest import ACME, PASSWORD, issue_token, tenant_client
+from tests.conftest import ACME, GLOBEX, PASSWORD, issue_token, tenant_client
 
 CLEAN = "Halo {{1}}, pesanan {{2}} sudah dikirim dan tiba dalam 2 hari kerja."
 
@@ -231,3 +231,93 @@ def test_a_body_that_is_not_json_is_a_400_in_the_error_shape(db, ada):
     )
     assert response.status_code == 400
     assert set(response.json()) == {"detail", "code"}
+
+
+# ------------------------------------------------------------------ the tenant's own word lists
+
+
+def words(client: Any, method: str = "get", body: Any = None) -> Any:
+    if method == "get":
+        return client.get("/api/v1/templates/words/")
+    return client.put("/api/v1/templates/words/", body, content_type="application/json")
+
+
+def test_a_tenants_own_prohibited_phrase_blocks_its_templates_and_no_one_elses(db, ada, globex):
+    from helpdesk.tenancy.actions import do_add_member
+
+    client = tenant_client(ACME, issue_token(ada))
+    text = "Halo {{1}}, promo arisan berantai minggu ini sudah dibuka untuk anda."
+    assert not is_blocking(check_template(draft(text, ["Budi"])))
+
+    answer = words(client, "put", {"prohibited": ["  Arisan   Berantai ", "arisan berantai"]})
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["prohibited"]["own"] == ["arisan berantai"]
+    assert "judi" in answer.json()["prohibited"]["built_in"]
+    result = check(client, draft(text, ["Budi"])).json()
+    assert result["blocking"] is True
+    assert [f["message"] for f in result["findings"] if f["code"] == "prohibited_content"] == [
+        "“arisan berantai” is on your helpdesk's own list of prohibited words."
+    ]
+    gina = do_add_member(globex, "gina@globex.test", "admin", PASSWORD, "Gina").user
+    other = tenant_client(GLOBEX, issue_token(gina)).post(
+        "/api/v1/templates/check/", draft(text, ["Budi"]), content_type="application/json"
+    )
+    assert other.json()["blocking"] is False  # another tenant's list is its own
+
+
+def test_own_shorteners_and_opt_out_hints_count_too(db, ada):
+    client = tenant_client(ACME, issue_token(ada))
+    words(client, "put", {"url_shorteners": ["link.id"], "opt_out": ["ketik berhenti"]})
+
+    shortened = check(
+        client, draft("Halo {{1}}, lacak pesanan anda di link.id/abc hari ini ya.", ["Budi"])
+    ).json()
+    marketing = check(
+        client,
+        draft(
+            "Halo {{1}}, diskon minggu ini sudah dimulai. Ketik berhenti jika tidak mau.",
+            ["Budi"],
+            "MARKETING",
+        ),
+    ).json()
+
+    assert "url_shortener" in {f["code"] for f in shortened["findings"]}
+    assert "no_opt_out" not in {f["code"] for f in marketing["findings"]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {},
+        {"swear_words": ["x"]},
+        {"prohibited": "judi"},
+        {"prohibited": [1]},
+        {"prohibited": ["x" * 101]},
+        {"prohibited": [f"w{i}" for i in range(501)]},
+    ],
+    ids=["list", "empty", "unknown-list", "not-a-list", "not-text", "too-long", "too-many"],
+)
+def test_a_bad_word_list_is_refused_and_nothing_is_stored(db, ada, body):
+    client = tenant_client(ACME, issue_token(ada))
+    words(client, "put", {"promotional": ["kept"]})
+
+    answer = words(client, "put", body)
+
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "invalid"
+    lists = words(client).json()
+    assert lists["promotional"]["own"] == ["kept"]
+    assert lists["prohibited"]["own"] == []
+
+
+def test_only_admins_of_the_tenant_read_or_change_the_word_lists(db, alice, sam, globex):
+    from helpdesk.tenancy.actions import do_add_member
+
+    gina = do_add_member(globex, "gina@globex.test", "admin", PASSWORD, "Gina").user
+    for user in (alice, sam, gina):
+        client = tenant_client(ACME, issue_token(user))
+        assert words(client).status_code == 403
+        assert words(client, "put", {"prohibited": ["x"]}).status_code == 403
+    assert words(tenant_client(ACME)).status_code in (401, 403)

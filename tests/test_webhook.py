@@ -573,8 +573,10 @@ def test_account_level_event_is_routed_by_waba_id_to_its_tenant_only(
             change["value"],
             at(entry["time"]),
         )
-    # a violation or a disabled account raises an alert, pushed live to the inbox (one inbox event)
+    # a violation or a disabled account raises an alert, and a template's change is shown on the templates
+    # page: each is pushed live (one inbox event)
     alerts = 1 if change["value"].get("event") in ("ACCOUNT_VIOLATION", "DISABLED_UPDATE") else 0
+    alerts += 1 if "template" in change["field"] else 0
     assert stored_counts() == {
         **before,
         "webhook_events": before["webhook_events"] + 1,
@@ -605,6 +607,7 @@ def test_account_level_event_for_globex_waba_goes_to_globex_only(db, django_capt
         **before,
         "webhook_events": before["webhook_events"] + 1,
         "globex.account_events": before["globex.account_events"] + 1,
+        "globex.inbox_events": before["globex.inbox_events"] + 1,  # the templates page follows it live
     }
 
 

@@ -16,12 +16,17 @@ from helpdesk.tenancy.access import current_tenant
 from helpdesk.tenancy.models import Role, WhatsAppNumber
 
 
-def _page(
+def render_page(
     request: HttpRequest, template: str, allowed: tuple[str, ...], strings: dict[str, str]
 ) -> HttpResponse:
+    """A page for the `allowed` roles (else the styled 403 page), configured for its script."""
     membership = request.membership  # type: ignore[attr-defined]
     if membership.role not in allowed:
-        raise PermissionDenied(_("This page is for supervisors and admins."))  # templates/403.html
+        raise PermissionDenied(
+            _("This page is for admins.")
+            if allowed == (Role.ADMIN,)
+            else _("This page is for supervisors and admins.")
+        )  # templates/403.html
     tenant = current_tenant()
     numbers = [
         {"id": n.pk, "display_number": n.display_number}
@@ -49,11 +54,11 @@ def _page(
 @ensure_csrf_cookie
 @member_required
 def reports_page(request: HttpRequest) -> HttpResponse:
-    return _page(request, "reports.html", (Role.SUPERVISOR, Role.ADMIN), reports_strings())
+    return render_page(request, "reports.html", (Role.SUPERVISOR, Role.ADMIN), reports_strings())
 
 
 @ensure_csrf_cookie
 @member_required
 def settings_page(request: HttpRequest) -> HttpResponse:
     """Admins change the settings; supervisors may look."""
-    return _page(request, "settings.html", (Role.SUPERVISOR, Role.ADMIN), settings_strings())
+    return render_page(request, "settings.html", (Role.SUPERVISOR, Role.ADMIN), settings_strings())

@@ -129,5 +129,108 @@
     });
   }
 
-  window.HelpdeskUI = Object.freeze({ SVG_NS, translator, $, setAttrs, el, svg, csrfToken, api, setLanguageSwitch });
+  /**
+   * The live feed (the inbox websocket) for pages that follow it: subscribe(fn) gets every frame, and a
+   * {type: "ready"} after each (re)connection, when frames may have been missed. The inbox page has a socket of
+   * its own: it calls external() first and hands its frames to feed(), so that a page opens one socket only.
+   */
+  const live = (() => {
+    const listeners = new Set();
+    let ownSocket = false;
+    let fedByPage = false;
+    let attempt = 0;
+
+    function feed(frame) {
+      for (const listener of listeners) {
+        try {
+          listener(frame);
+        } catch (error) {
+          console.error(error); // one listener's bug must not silence the others
+        }
+      }
+    }
+
+    function connect() {
+      const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/inbox/`);
+      ws.addEventListener("message", (event) => {
+        let frame;
+        try {
+          frame = JSON.parse(event.data);
+        } catch (error) {
+          return;
+        }
+        if (frame && frame.type === "ready") attempt = 0;
+        if (frame && typeof frame === "object") feed(frame);
+      });
+      ws.addEventListener("close", (event) => {
+        if (event.code === 4401 || event.code === 4403) return; // access ended: the page's next request says so
+        attempt += 1;
+        setTimeout(connect, Math.min(30000, 1000 * 2 ** Math.min(attempt, 5)));
+      });
+    }
+
+    return Object.freeze({
+      subscribe(listener) {
+        listeners.add(listener);
+        if (!fedByPage && !ownSocket) {
+          ownSocket = true;
+          connect();
+        }
+      },
+      external() {
+        fedByPage = true;
+      },
+      feed,
+    });
+  })();
+
+  /**
+   * Banners for admins and supervisors when a number's standing with Meta drops (quality, restriction, violation,
+   * scheduled disable): GET /api/v1/alerts/, again on each health.* frame. "Got it" acknowledges one; it comes
+   * back if the state worsens.
+   */
+  function healthBanners() {
+    const box = $("[data-testid=health-banners]");
+    if (!box) return;
+    const words = box.dataset;
+    const t = translator({});
+    const { request } = api(t);
+    let seq = 0;
+
+    async function refresh() {
+      const mine = ++seq;
+      let alerts;
+      try {
+        alerts = await request("GET", "/api/v1/alerts/");
+      } catch (error) {
+        return; // the page itself reports a lost connection or session
+      }
+      if (mine !== seq) return;
+      box.replaceChildren(...alerts.map((alert) => el("div", {
+        class: `health-banner level-${alert.level}`, role: "alert", "data-testid": "health-banner",
+        "data-kind": alert.kind },
+      el("strong", { text: words.title }), " ", el("span", { text: alert.summary }), " ",
+      words.numbersLink ? el("a", { href: "/numbers/", text: words.numbersLink }) : null,
+      el("button", { type: "button", class: "btn small", "data-testid": "health-acknowledge", text: words.ack,
+        onclick: async () => {
+          try {
+            await request("POST", `/api/v1/alerts/${alert.id}/acknowledge/`);
+          } finally {
+            refresh();
+          }
+        } }))));
+      box.hidden = !alerts.length;
+    }
+
+    live.subscribe((frame) => {
+      if (frame.type === "ready" || String(frame.type || "").startsWith("health.")) refresh();
+    });
+    refresh();
+  }
+
+  window.HelpdeskUI = Object.freeze({
+    SVG_NS, translator, $, setAttrs, el, svg, csrfToken, api, setLanguageSwitch, live,
+  });
+  // After every deferred script: the inbox has said by then that it feeds the live frames itself.
+  document.addEventListener("DOMContentLoaded", healthBanners);
 })();

@@ -33,6 +33,7 @@
   // ------------------------------------------------------------------ helpers
 
   const UI = window.HelpdeskUI;
+  UI.live.external(); // this page's socket feeds the shared live listeners (the health banners)
   const t = UI.translator(STRINGS);
   const { $, el, SVG_NS } = UI;
   const { request } = UI.api(t, {
@@ -357,7 +358,10 @@
       } catch (error) {
         return;
       }
-      if (frame && typeof frame === "object") onFrame(frame, ws);
+      if (frame && typeof frame === "object") {
+        onFrame(frame, ws);
+        UI.live.feed(frame);
+      }
     };
     ws.onclose = (event) => {
       if (socket.ws !== ws) return;
@@ -844,6 +848,7 @@
       state.replyError = "";
       state.ticketError = "";
       state.composerMode = "reply"; // a note is always a deliberate choice, per conversation
+      closePicker();
       box.value = state.drafts.get(id) || "";
       autoGrow(box);
       view.stickToBottom = true;
@@ -1706,6 +1711,7 @@
       button.tabIndex = on ? 0 : -1;
     });
     $("[data-testid=note-hint]").hidden = !noteMode;
+    $("[data-testid=template-open]").hidden = noteMode || !conversation;
     const closed = !conversation || (!noteMode && windowOf(conversation).state === "closed");
     box.disabled = closed;
     box.setAttribute("aria-label", noteMode ? t("note_label") : t("reply_label"));
@@ -1866,6 +1872,206 @@
 
   // ------------------------------------------------------------------ events
 
+
+  // ------------------------------------------------------------------ sending a template (any time; the only way
+  // once the 24-hour window is closed): pick an approved template of the conversation's number, fill its
+  // variables, see exactly what the customer will read, send.
+
+  const VARIABLE = /\{\{\s*([^{}]*?)\s*\}\}/g;
+  const picker = { conversationId: null, templates: [], values: {}, sending: false, error: "" };
+
+  function variablesIn(text) {
+    return [...new Set([...String(text || "").matchAll(VARIABLE)].map((match) => match[1]))];
+  }
+
+  function partsOf(template) {
+    const parts = {};
+    for (const component of template.components || []) parts[String(component.type || "").toUpperCase()] = component;
+    return parts;
+  }
+
+  /** The inputs a template needs: [{key, label, kind}] (header text or media, body, link buttons, copy codes). */
+  function slotsOf(template) {
+    const parts = partsOf(template);
+    const slots = [];
+    const header = parts.HEADER;
+    if (header) {
+      const format = String(header.format || "TEXT").toUpperCase();
+      if (format === "TEXT") {
+        for (const name of variablesIn(header.text)) slots.push({ key: `header:${name}`, label: t("tpl_header_var", { name }) });
+      } else if (["IMAGE", "VIDEO", "DOCUMENT"].includes(format)) {
+        slots.push({ key: "header:media", label: t("tpl_media_link", { kind: format.toLowerCase() }), kind: format.toLowerCase() });
+      }
+    }
+    for (const name of variablesIn(parts.BODY && parts.BODY.text)) slots.push({ key: `body:${name}`, label: t("tpl_body_var", { name }) });
+    ((parts.BUTTONS && parts.BUTTONS.buttons) || []).forEach((button, index) => {
+      const type = String(button.type || "").toUpperCase();
+      if (type === "URL" && variablesIn(button.url).length) {
+        slots.push({ key: `button:${index}`, label: t("tpl_link_var", { label: button.text || "" }) });
+      } else if (type === "COPY_CODE") {
+        slots.push({ key: `button:${index}`, label: t("tpl_copy_code") });
+      }
+    });
+    return slots;
+  }
+
+  function valueOf(key) {
+    return (picker.values[key] || "").trim();
+  }
+
+  function filledText(text, prefix) {
+    return String(text || "").replace(VARIABLE, (whole, name) => valueOf(`${prefix}:${name}`) || whole);
+  }
+
+  /** What the customer will read, as the server renders it into the thread. */
+  function previewOf(template) {
+    const parts = partsOf(template);
+    const shown = [];
+    const header = parts.HEADER;
+    if (header) {
+      const format = String(header.format || "TEXT").toUpperCase();
+      shown.push(format === "TEXT" ? filledText(header.text, "header") : `[${format.toLowerCase()}]`);
+    }
+    shown.push(filledText(parts.BODY && parts.BODY.text, "body"));
+    if (parts.FOOTER && parts.FOOTER.text) shown.push(parts.FOOTER.text);
+    const labels = ((parts.BUTTONS && parts.BUTTONS.buttons) || []).map((button) => `[${button.text || ""}]`);
+    if (labels.length) shown.push(labels.join(" | "));
+    return shown.filter(Boolean).join("\n\n");
+  }
+
+  function textParameters(names, prefix, named) {
+    return names.map((name) => (named ? { type: "text", parameter_name: name, text: valueOf(`${prefix}:${name}`) }
+      : { type: "text", text: valueOf(`${prefix}:${name}`) }));
+  }
+
+  /** Meta's send format for the filled-in template. */
+  function templateMessage(template) {
+    const parts = partsOf(template);
+    const components = [];
+    const named = template.parameter_format === "named";
+    const header = parts.HEADER;
+    if (header) {
+      const format = String(header.format || "TEXT").toUpperCase();
+      if (format === "TEXT" && variablesIn(header.text).length) {
+        components.push({ type: "header", parameters: textParameters(variablesIn(header.text), "header", named) });
+      } else if (format !== "TEXT") {
+        const kind = format.toLowerCase();
+        components.push({ type: "header", parameters: [{ type: kind, [kind]: { link: valueOf("header:media") } }] });
+      }
+    }
+    const bodyNames = variablesIn(parts.BODY && parts.BODY.text);
+    if (!named) bodyNames.sort((a, b) => Number(a) - Number(b));
+    if (bodyNames.length) components.push({ type: "body", parameters: textParameters(bodyNames, "body", named) });
+    ((parts.BUTTONS && parts.BUTTONS.buttons) || []).forEach((button, index) => {
+      const type = String(button.type || "").toUpperCase();
+      if (type === "URL" && variablesIn(button.url).length) {
+        components.push({ type: "button", sub_type: "url", index: String(index),
+          parameters: [{ type: "text", text: valueOf(`button:${index}`) }] });
+      } else if (type === "COPY_CODE") {
+        components.push({ type: "button", sub_type: "copy_code", index: String(index),
+          parameters: [{ type: "coupon_code", coupon_code: valueOf(`button:${index}`) }] });
+      }
+    });
+    return { name: template.name, language: template.language, components };
+  }
+
+  function chosenTemplate() {
+    const select = $("[data-testid=template-select]");
+    return picker.templates.find((template) => String(template.id) === select.value) || null;
+  }
+
+  async function openPicker() {
+    const id = state.selectedId;
+    const entry = state.conversations.get(id);
+    if (id === null || !entry) return;
+    picker.conversationId = id;
+    picker.values = {};
+    picker.error = "";
+    const panel = $("[data-testid=template-picker]");
+    panel.hidden = false;
+    const select = $("[data-testid=template-select]");
+    select.replaceChildren(el("option", { value: "", text: t("loading") }));
+    renderPicker();
+    try {
+      const number = entry.data.number && entry.data.number.id;
+      const data = await request("GET", `${API}/templates/?status=approved&page_size=100${number ? "&number=" + number : ""}`);
+      if (picker.conversationId !== id) return;
+      picker.templates = data.results || [];
+    } catch (error) {
+      picker.templates = [];
+      picker.error = error.message;
+    }
+    select.replaceChildren(...(picker.templates.length
+      ? picker.templates.map((template) => el("option", { value: template.id,
+        text: `${template.name} (${template.language}) · ${template.category.toLowerCase()}` }))
+      : [el("option", { value: "", text: t("tpl_none") })]));
+    renderPicker();
+    select.focus();
+  }
+
+  function closePicker() {
+    picker.conversationId = null;
+    $("[data-testid=template-picker]").hidden = true;
+  }
+
+  function renderPicker(keepFocus) {
+    const template = chosenTemplate();
+    const fields = $("[data-testid=template-fields]");
+    if (!keepFocus) {
+      fields.replaceChildren(...(template ? slotsOf(template) : []).map((slot) => el("label", { class: "slot" },
+        el("span", { text: slot.label }),
+        el("input", { value: picker.values[slot.key] || "", "data-testid": "template-variable", "data-key": slot.key,
+          type: slot.kind ? "url" : "text", oninput: (event) => {
+            picker.values[slot.key] = event.target.value;
+            picker.error = "";
+            renderPicker(true);
+          } }))));
+    }
+    $("[data-testid=template-preview]").textContent = template ? previewOf(template) : "";
+    const missing = template ? slotsOf(template).some((slot) => !valueOf(slot.key)) : true;
+    $("[data-testid=template-send]").disabled = missing || picker.sending;
+    $("[data-testid=template-send]").textContent = picker.sending ? t("sending") : t("tpl_send");
+    const error = $("[data-testid=template-error]");
+    error.textContent = picker.error;
+    error.hidden = !picker.error;
+  }
+
+  async function sendTemplate() {
+    const template = chosenTemplate();
+    const id = picker.conversationId;
+    if (!template || id === null || picker.sending) return;
+    picker.sending = true;
+    picker.error = "";
+    renderPicker(true);
+    const restSince = since();
+    try {
+      const message = await request("POST", `${API}/conversations/${id}/messages/`,
+        { json: { template: templateMessage(template) } });
+      threadOf(id);
+      upsertMessage(message, undefined, restSince);
+      if (id === state.selectedId) view.stickToBottom = true;
+      closePicker();
+    } catch (error) {
+      picker.error = error.message;
+    } finally {
+      picker.sending = false;
+      if (picker.conversationId !== null) renderPicker(true);
+      scheduleRender();
+    }
+  }
+
+  function setupTemplatePicker() {
+    $("[data-testid=template-open]").addEventListener("click", openPicker);
+    $("[data-testid=template-open-closed]").addEventListener("click", openPicker);
+    $("[data-testid=template-close]").addEventListener("click", closePicker);
+    $("[data-testid=template-select]").addEventListener("change", () => {
+      picker.values = {};
+      picker.error = "";
+      renderPicker();
+    });
+    $("[data-testid=template-send]").addEventListener("click", sendTemplate);
+  }
+
   function setupEvents() {
     const list = $("[data-testid=conversation-list]");
     list.addEventListener("click", (event) => {
@@ -1936,6 +2142,7 @@
       event.preventDefault();
       sendReply();
     });
+    setupTemplatePicker();
 
     const messages = $("[data-testid=message-list]");
     messages.addEventListener("scroll", () => {

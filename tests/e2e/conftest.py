@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,13 +15,13 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
 from playwright.sync_api import Page, sync_playwright
 
-from tests.conftest import ACME, sign
+from tests.conftest import ACME, PASSWORD, sign
 
 PROJECT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -35,10 +36,12 @@ CHROMIUM_ARGS = [
 
 
 class FakeGraph:
-    """Records every request and answers like the Cloud API send endpoint."""
+    """Records every request and answers like the Cloud API: sends (a wamid), `GET /{phone-number-id}` (the fields
+    in `numbers`), template submission (an id, PENDING), template list (empty) and deletion."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.numbers: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.counter = 0
         fake = self
@@ -47,28 +50,60 @@ class FakeGraph:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.loads(raw or b"{}")
-                with fake.lock:
-                    fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                    fake.counter += 1
-                    wamid = f"wamid.E2E{fake.counter:06d}"
-                answer = (
-                    {"success": True}
-                    if body.get("status") == "read"
-                    else {
-                        "messaging_product": "whatsapp",
-                        "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
-                        "messages": [{"id": wamid}],
-                    }
-                )
+            def _answer(self, answer: dict[str, Any], status: int = 200) -> None:
                 data = json.dumps(answer).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _record(self, body: Any) -> list[str]:
+                with fake.lock:
+                    fake.requests.append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                        }
+                    )
+                return [part for part in urlsplit(self.path).path.split("/") if part][1:]  # after the version
+
+            def do_GET(self) -> None:
+                parts = self._record({})
+                if len(parts) == 1 and parts[0] in fake.numbers:
+                    self._answer(dict(fake.numbers[parts[0]], id=parts[0]))
+                elif len(parts) == 1:
+                    self._answer({"error": {"message": "Unsupported get request.", "code": 100}}, 400)
+                else:
+                    self._answer({"data": [], "paging": {}})
+
+            def do_DELETE(self) -> None:
+                self._record({})
+                self._answer({"success": True})
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.loads(raw or b"{}")
+                parts = self._record(body)
+                with fake.lock:
+                    fake.counter += 1
+                    counter = fake.counter
+                if parts[-1:] == ["message_templates"]:
+                    self._answer(
+                        {"id": str(880000 + counter), "status": "PENDING", "category": body.get("category")}
+                    )
+                elif body.get("status") == "read":
+                    self._answer({"success": True})
+                else:
+                    self._answer(
+                        {
+                            "messaging_product": "whatsapp",
+                            "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
+                            "messages": [{"id": f"wamid.E2E{counter:06d}"}],
+                        }
+                    )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
@@ -215,3 +250,35 @@ def browser_page() -> Iterator[Page]:
         browser.close()
     finally:
         playwright.stop()
+
+
+class Api:
+    """The tenant's REST API over HTTP, as a signed-in member (token auth), through 127.0.0.1 + Host."""
+
+    def __init__(self, live_stack: Any, email: str) -> None:
+        self.root = f"http://127.0.0.1:{live_stack.port}/api/v1"
+        self.headers = {"Host": ACME["domain"]}
+        answer = requests.post(
+            f"{self.root}/auth/token/",
+            json={"email": email, "password": PASSWORD},
+            headers=self.headers,
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        self.headers["Authorization"] = f"Token {answer.json()['token']}"
+
+    def get(self, path: str) -> Any:
+        answer = requests.get(f"{self.root}{path}", headers=self.headers, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def send(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:
+        return requests.request(method, f"{self.root}{path}", json=body, headers=self.headers, timeout=10)
+
+
+def sign_in(page: Page, base_url: str, email: str, next_path: str) -> None:
+    page.goto(f"{base_url}/login/?next={next_path}")
+    page.get_by_test_id("login-email").fill(email)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(re.compile(re.escape(next_path)))

@@ -9,44 +9,12 @@ import time
 from typing import Any
 
 import pytest
-import requests
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ACME, PASSWORD, fresh_wa_id, payload, retarget
+from tests.conftest import ACME, fresh_wa_id, payload, retarget
+from tests.e2e.conftest import Api, sign_in
 
 LIVE = 15_000  # ms
-
-
-class Api:
-    """The tenant's REST API over HTTP, as a signed-in member (token auth), through 127.0.0.1 + Host."""
-
-    def __init__(self, live_stack: Any, email: str) -> None:
-        self.root = f"http://127.0.0.1:{live_stack.port}/api/v1"
-        self.headers = {"Host": ACME["domain"]}
-        answer = requests.post(
-            f"{self.root}/auth/token/",
-            json={"email": email, "password": PASSWORD},
-            headers=self.headers,
-            timeout=10,
-        )
-        assert answer.status_code == 200, answer.text
-        self.headers["Authorization"] = f"Token {answer.json()['token']}"
-
-    def get(self, path: str) -> Any:
-        answer = requests.get(f"{self.root}{path}", headers=self.headers, timeout=10)
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    def send(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:
-        return requests.request(method, f"{self.root}{path}", json=body, headers=self.headers, timeout=10)
-
-
-def sign_in(page: Page, base_url: str, email: str, next_path: str) -> None:
-    page.goto(f"{base_url}/login/?next={next_path}")
-    page.get_by_test_id("login-email").fill(email)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(re.compile(re.escape(next_path)))
 
 
 def fetch_in_page(page: Page, url: str) -> dict[str, Any]:
