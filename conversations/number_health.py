@@ -305,7 +305,7 @@ def mail_alert(alert: HealthAlert, tenant_id: int, tenant_name: str) -> int:
 
 
 def alert_text(alert: HealthAlert) -> str:
-    number = f"+{alert.number.display_number}" if alert.number else _("every number of the business account")
+    number = f"+{alert.number.display_number}" if alert.number else _("Every number of the business account")
     what = summary(alert.event.field, alert.event.event, alert.event.value) if alert.event else alert.kind
     return _("%(number)s: %(what)s") % {"number": number, "what": what}
 
@@ -329,6 +329,16 @@ def limit_words(limit: Any) -> str:
     if count is None:
         return _words(text) or _("not set")
     return _("%(count)s customers a day") % {"count": f"{count:,}"}
+
+
+def quality_words(rating: Any) -> str:
+    """A quality rating as WhatsApp Manager names it, with Meta's colour: YELLOW -> "medium (yellow)"."""
+    words = {
+        "GREEN": _("high (green)"),
+        "YELLOW": _("medium (yellow)"),
+        "RED": _("low (red)"),
+    }
+    return words.get(str(rating or "").upper(), _("not rated"))
 
 
 def _restriction_words(code: str) -> str:
@@ -411,6 +421,8 @@ def summary(field: str, event: str, value: Any) -> str:
         }
         if event == "MESSAGING_LIMIT":
             old, new = limit_words(old) if value.get("old") else old, limit_words(new)
+        elif event == "QUALITY_RATING":
+            old, new = quality_words(value.get("old")), quality_words(new)
         return labels.get(event, _("%(old)s changed to %(new)s.")) % {"old": old, "new": new}
     if field == "account_update":
         return _account_update(event, value)

@@ -205,7 +205,7 @@ def inbox_strings() -> dict[str, str]:
         "type_fallback": _("%(type)s message"),
         "template_message": _("Template: %(name)s"),
         "tpl_header_var": _("Header {{%(name)s}}"),
-        "tpl_body_var": _("{{%(name)s}}"),
+        "tpl_body_var": _("Body {{%(name)s}}"),
         "tpl_link_var": _("Link of the button %(label)s"),
         "tpl_copy_code": _("Code to copy"),
         "tpl_media_link": _("Link to the %(kind)s"),

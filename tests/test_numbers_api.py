@@ -342,7 +342,7 @@ def test_an_acknowledged_alert_stays_hidden_until_the_state_worsens(
             admin(ada).post(f"/api/v1/numbers/{acme_number.pk}/test/")
     [alert] = client.get("/api/v1/alerts/").json()
     assert (alert["kind"], alert["level"], alert["number"]) == ("quality", 2, acme_number.pk)
-    assert "Quality rating changed from GREEN to YELLOW." in alert["summary"]
+    assert "Quality rating changed from high (green) to medium (yellow)." in alert["summary"]
 
     assert client.post(f"/api/v1/alerts/{alert['id']}/acknowledge/").status_code == 200
     assert client.get("/api/v1/alerts/").json() == []

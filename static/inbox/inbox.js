@@ -1712,6 +1712,7 @@
     });
     $("[data-testid=note-hint]").hidden = !noteMode;
     $("[data-testid=template-open]").hidden = noteMode || !conversation;
+    $("[data-testid=template-open-closed]").hidden = !$("[data-testid=template-picker]").hidden;
     const closed = !conversation || (!noteMode && windowOf(conversation).state === "closed");
     box.disabled = closed;
     box.setAttribute("aria-label", noteMode ? t("note_label") : t("reply_label"));
@@ -1989,6 +1990,7 @@
     picker.error = "";
     const panel = $("[data-testid=template-picker]");
     panel.hidden = false;
+    renderComposer(entry.data);
     const select = $("[data-testid=template-select]");
     select.replaceChildren(el("option", { value: "", text: t("loading") }));
     renderPicker();
@@ -2012,6 +2014,7 @@
   function closePicker() {
     picker.conversationId = null;
     $("[data-testid=template-picker]").hidden = true;
+    scheduleRender();
   }
 
   function renderPicker(keepFocus) {

@@ -224,7 +224,7 @@
       class: `finding ${finding.severity}`, "data-testid": "finding", "data-code": finding.code,
       "data-severity": finding.severity },
     el("strong", { text: finding.severity === "error" ? t("finding_error") : t("finding_warning") }),
-    " ", finding.component ? el("span", { class: "component", text: finding.component + ": " }) : null,
+    " ", finding.component ? el("span", { class: "finding-part", text: finding.component + ": " }) : null,
     finding.message))));
   }
 

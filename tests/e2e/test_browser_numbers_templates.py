@@ -116,9 +116,7 @@ def test_admin_connects_a_number_and_gets_a_template_approved_that_an_agent_send
         # When Meta approves it (a signed status webhook), the list shows it live, without a reload
         page.evaluate("window.__sameDocument = true")
         meta_id = next(
-            t["meta_id"]
-            for t in api.get("/templates/?status=pending")["results"]
-            if t["name"] == name
+            t["meta_id"] for t in api.get("/templates/?status=pending")["results"] if t["name"] == name
         )
         approval = payload("template_status_update.json")
         approval["entry"][0]["id"] = ACME["waba"]
