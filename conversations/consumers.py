@@ -36,13 +36,14 @@ from knox.settings import knox_settings
 from conversations import events, socket_access
 from conversations.socket_access import Access, Handshake
 from helpdesk import live
-from helpdesk.tenancy.models import Membership, UserSession
+from helpdesk.tenancy.models import Membership, Role, UserSession
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
 REPLAY_PAGE = 500
+HEALTH_FRAMES = "health."
 ACCESS_REVOKED = 4401  # close code: the user may no longer read this inbox; reconnecting will be refused
 
 
@@ -183,6 +184,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     groups_joined: list[str]
     last_sent_id: int
     user_id: int | None = None  # once admitted
+    sees_health = False  # a supervisor or admin (health.* frames)
     ended = False
     recheck_task: asyncio.Task[None] | None = None
 
@@ -218,6 +220,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         _remember_schema(handshake.hostname, access.schema_name)
         self.user_id = access.user_id
         self.schema_name = access.schema_name
+        self.sees_health = access.role in (Role.SUPERVISOR, Role.ADMIN)
         self.last_sent_id = access.last_event_id
         await self._join(live.user_group(access.user_id))
         if access.renew_token and handshake.token_digest:
@@ -338,8 +341,13 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if event_id > self.last_sent_id + 1:
             await self._catch_up()  # something may have been dropped on the way: read it from the log
             return
-        await self.send_json(frame)
+        if self._may_see(frame):
+            await self.send_json(frame)
         self.last_sent_id = event_id
+
+    def _may_see(self, frame: dict[str, Any]) -> bool:
+        """Alerts about the numbers' standing with Meta are for supervisors and admins (the banners)."""
+        return self.sees_health or not str(frame.get("type", "")).startswith(HEALTH_FRAMES)
 
     async def _catch_up(self) -> None:
         while await self._send_replayed(await _events_after(self.schema_name, self.last_sent_id)):
@@ -350,6 +358,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         for frame in frames:
             if self.ended:
                 return False
-            await self.send_json(frame)
+            if self._may_see(frame):
+                await self.send_json(frame)
             self.last_sent_id = int(frame["id"])
         return len(frames) == REPLAY_PAGE

@@ -78,6 +78,7 @@ class Access:
     renew_token: bool = (
         False  # the token's idle expiry is due to move on (knox: more than MIN_REFRESH_INTERVAL)
     )
+    role: str = ""  # the user's role in the tenant: some frames are for supervisors and admins only
 
 
 # Table names come from the models (and the schema from the database), quoted; values are parameters.
@@ -88,7 +89,7 @@ WITH site AS (
 ),
 credential AS ({credential})
 SELECT site.id, site.schema_name, credential.session_data, credential.renew_due, u.id, u.password, u.is_active,
-    EXISTS (SELECT 1 FROM {membership} m WHERE m.user_id = u.id AND m.tenant_id = site.id),
+    (SELECT m.role FROM {membership} m WHERE m.user_id = u.id AND m.tenant_id = site.id),
     {last_event}
 FROM site CROSS JOIN credential LEFT JOIN {user} u ON u.id = credential.user_id
 """
@@ -182,17 +183,15 @@ def admit(handshake: Handshake, schema_hint: str | None = None) -> Access | None
         user_id,
         password,
         is_active,
-        is_member,
+        role,
         last_event_id,
     ) = row
     if not by_token:
-        user_id, is_active, is_member = _session_user(
-            session_data, user_id, password, is_active, is_member, tenant_id
-        )
-    if user_id is None or not is_active or not is_member:
+        user_id, is_active, role = _session_user(session_data, user_id, password, is_active, role, tenant_id)
+    if user_id is None or not is_active or not role:
         return None
     last = (last_event_id or 0) if schema_name == hint else None
-    return Access(tenant_id, schema_name, user_id, last, bool(renew_due))
+    return Access(tenant_id, schema_name, user_id, last, bool(renew_due), str(role))
 
 
 def last_event_id(schema_name: str) -> int:
@@ -246,13 +245,13 @@ def _session_user(
     user_id: int | None,
     password: str | None,
     is_active: bool | None,
-    is_member: bool,
+    role: str | None,
     tenant_id: int,
-) -> tuple[int | None, bool, bool]:
-    """The session's user (channels.auth.get_user's rules), whether they may sign in (active) and whether they are
-    a member: from the row read when the session names the ModelBackend and its user column, else through
-    Django's backend (same hop)."""
-    refused: tuple[int | None, bool, bool] = (None, False, False)
+) -> tuple[int | None, bool, str | None]:
+    """The session's user (channels.auth.get_user's rules), whether they may sign in (active) and their role in
+    the tenant (None: not a member): from the row read when the session names the ModelBackend and its user
+    column, else through Django's backend (same hop)."""
+    refused: tuple[int | None, bool, str | None] = (None, False, None)
     if session_data is None:
         return refused
     data = SessionStore().decode(session_data)
@@ -272,8 +271,9 @@ def _session_user(
         user = load_backend(backend_path).get_user(session_user_id)
         if user is None:
             return refused
-        is_member = membership_of(user, Tenant(pk=tenant_id)) is not None
+        membership = membership_of(user, Tenant(pk=tenant_id))
+        role = membership.role if membership is not None else None
     session_hash = data.get(HASH_SESSION_KEY)
     if not (session_hash and constant_time_compare(session_hash, user.get_session_auth_hash())):
         return refused
-    return int(user.pk), bool(getattr(user, "is_active", True)), is_member
+    return int(user.pk), bool(getattr(user, "is_active", True)), role

@@ -272,6 +272,49 @@ async def test_an_inbound_webhook_reaches_the_tenants_sockets_only(tokens):
         assert await acme_ws.receive_nothing(timeout=0.2)
 
 
+def _violation(spec: dict[str, str]) -> None:
+    """Meta reports a policy violation on the tenant's business account (a new event: its own time)."""
+    p = payload("account_update_violation.json")
+    p["entry"][0].update(id=spec["waba"], time=int(time.time() * 1000))
+    assert post_webhook(p, secret=spec["secret"]).status_code == 200
+
+
+def _without_alerts(schema: str) -> None:
+    """No alert open or acknowledged (earlier tests may have left one): the next one is raised anew."""
+    from conversations.models import HealthAlert
+
+    with schema_context(schema):
+        HealthAlert.objects.all().delete()
+
+
+def _token_of(email: str) -> str:
+    from helpdesk.tenancy.models import User
+
+    return issue_token(User.objects.get(email=email))
+
+
+async def test_health_alerts_reach_supervisors_and_admins_but_not_agents(tokens):
+    sam = await sync_to_async(_token_of)("sam@acme.test")
+    await sync_to_async(_without_alerts)("acme")
+    async with (
+        inbox(ACME["domain"], tokens["alice"]) as (agent, _),
+        inbox(ACME["domain"], sam) as (supervisor, _),
+    ):
+        # when Meta reports a violation
+        await sync_to_async(_violation)(ACME)
+
+        # then the supervisor's socket gets the alert, the agent's does not
+        alert = await supervisor.receive_json_from(timeout=FRAME_TIMEOUT)
+        assert (alert["type"], alert["alert"]["kind"]) == ("health.alert", "violation")
+        assert await agent.receive_nothing(timeout=0.5)
+
+        # and the agent's next frame follows on at once (the skipped id is not a gap to fill)
+        await inbound(ACME, fresh_wa_id(), "after the alert")
+        message = await agent.receive_json_from(timeout=FRAME_TIMEOUT)
+        assert (message["type"], message["id"]) == ("message.created", alert["id"] + 1)
+        assert await agent.receive_nothing(timeout=0.5)
+
+
 async def test_frames_come_with_increasing_ids_in_order(tokens):
     wa_id = fresh_wa_id()
     async with inbox(ACME["domain"], tokens["alice"]) as (ws, ready):

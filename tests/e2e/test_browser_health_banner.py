@@ -4,16 +4,36 @@ are not shown them."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import pytest
+from django_tenants.utils import schema_context
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ACME, payload
 from tests.e2e.conftest import Api, sign_in
 
 LIVE = 15_000  # ms
+
+
+def without_alerts() -> None:
+    """No alert of acme's left by earlier tests (an acknowledged one would hide a new one of its level). On a
+    thread of its own: the browser's event loop runs on this one, where Django refuses the ORM."""
+
+    def work() -> None:
+        from django.db import connection
+
+        from conversations.models import HealthAlert
+
+        with schema_context("acme"):
+            HealthAlert.objects.all().delete()
+        connection.close()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
 
 
 def account_update(name: str, **ban: str) -> dict[str, Any]:
@@ -34,8 +54,7 @@ def test_a_violation_shows_a_banner_live_until_acknowledged_and_a_worse_state_sh
     sam = Api(live_stack, "sam@acme.test")
     try:
         # Given sam, a supervisor, on the reports page with no alert open
-        for alert in sam.get("/alerts/"):
-            sam.send("POST", f"/alerts/{alert['id']}/acknowledge/", {})
+        without_alerts()
         sign_in(page, base_url, "sam@acme.test", "/reports/")
         banners = page.get_by_test_id("health-banner")
         expect(banners).to_have_count(0)
@@ -51,6 +70,7 @@ def test_a_violation_shows_a_banner_live_until_acknowledged_and_a_worse_state_sh
         # When he acknowledges it, it goes, and stays gone after a reload
         violation.get_by_test_id("health-acknowledge").click()
         expect(violation).to_have_count(0)
+        assert sam.get("/alerts/") == []
         page.reload()
         expect(page.get_by_test_id("health-banners")).to_be_hidden()
 
@@ -68,7 +88,4 @@ def test_a_violation_shows_a_banner_live_until_acknowledged_and_a_worse_state_sh
         expect(alice.get_by_test_id("health-banners")).to_have_count(0)
         agent.close()
     finally:
-        reinstated = account_update("account_update_disabled.json", waba_ban_state="REINSTATE")
-        live_stack.webhook(reinstated)
-        for alert in sam.get("/alerts/"):
-            sam.send("POST", f"/alerts/{alert['id']}/acknowledge/", {})
+        without_alerts()
