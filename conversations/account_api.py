@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import graph_api, message_templates, number_health, template_check
+from conversations import message_templates, number_health, template_check
 from conversations.models import AccountEvent, HealthAlert, MessageTemplate, TemplateStatus
 from helpdesk.api_errors import error_responses
 from helpdesk.params import id_param
@@ -294,13 +294,15 @@ class TemplateSerializer(serializers.ModelSerializer[MessageTemplate]):
 class TemplateViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet[MessageTemplate],
 ):
     """Message templates of the tenant's business accounts. Every member lists and reads approved templates;
-    admins see all, create (= check, then submit to Meta), delete and sync. Filter: `?status=&number=`."""
+    admins see all, create (= check, then submit to Meta), edit, delete and sync. Filter: `?status=&number=`."""
 
     serializer_class = TemplateSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_permissions(self) -> list[Any]:
         return [IsTenantMember() if self.action in ("list", "retrieve") else IsTenantAdmin()]
@@ -343,6 +345,22 @@ class TemplateViewSet(
             return Response(refused.as_dict(), status=refused.http_status)
         return Response(self.get_serializer(template).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        request=OpenApiTypes.OBJECT, responses={200: TemplateSerializer, **error_responses(400, 409)}
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Edit where Meta allows (approved, rejected or paused; an approved template keeps its category):
+        `{"components": [...], "category"}`, checked like a new template; Meta reviews it again (`pending`)."""
+        try:
+            template = message_templates.do_edit_template(
+                self.get_object(),
+                request.data,
+                request.user.pk,  # type: ignore[union-attr]
+            )
+        except message_templates.TemplateRefused as refused:
+            return Response(refused.as_dict(), status=refused.http_status)
+        return Response(self.get_serializer(template).data)
+
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
             message_templates.do_delete_template(self.get_object())
@@ -351,24 +369,42 @@ class TemplateViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        request=None, responses=inline_serializer("TemplateSync", {"synced": serializers.IntegerField()})
+        request=None,
+        responses={
+            200: inline_serializer(
+                "TemplateSync",
+                {
+                    "synced": serializers.IntegerField(help_text="Templates read from Meta"),
+                    "errors": serializers.ListField(
+                        child=serializers.DictField(),
+                        help_text="[{number, code, message}]: accounts Meta refused",
+                    ),
+                },
+            ),
+            **error_responses(502),
+        },
     )
     @action(detail=False, methods=["post"])
     def sync(self, request: Request) -> Response:
-        """Read every template of the tenant's business accounts from Meta now (every page)."""
-        numbers = list(WhatsAppNumber.objects.filter(tenant=current_tenant()).order_by("pk"))
-        try:
-            count = message_templates.do_sync_templates(numbers)
-        except graph_api.GraphAPIError as error:
+        """Read every template of the tenant's business accounts from Meta now (every page). 502 when Meta
+        answered for none of them; an account it refused keeps what it had."""
+        numbers = list(WhatsAppNumber.objects.filter(tenant=_tenant()).order_by("pk"))
+        result = message_templates.do_sync_templates(numbers)
+        errors = [
+            {"number": number.pk, "code": error.code, "message": error.title}
+            for number, error in result.failed
+        ]
+        if errors and len(errors) == len({n.waba_id for n in numbers}):
             return Response(
                 {
-                    "detail": f"Meta did not answer the sync: {error.title}",
+                    "detail": f"Meta did not answer the sync: {result.failed[0][1].title}",
                     "code": "meta_refused",
-                    "error": {"code": error.code, "message": error.title},
+                    "error": {k: errors[0][k] for k in ("code", "message")},
+                    "errors": errors,
                 },
                 status=status.HTTP_502_BAD_GATEWAY,
             )
-        return Response({"synced": count})
+        return Response({"synced": result.read, "errors": errors})
 
 
 def _tenant() -> Tenant:

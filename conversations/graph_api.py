@@ -168,6 +168,12 @@ def create_template(number: WhatsAppNumber, template: dict[str, Any]) -> dict[st
     return _call("POST", number, f"{number.waba_id}/message_templates", body=template)
 
 
+def edit_template(number: WhatsAppNumber, meta_id: str, changes: dict[str, Any]) -> None:
+    """Edit a submitted template (`POST /{template-id}`: its components, and its category while not approved);
+    Meta reviews it again."""
+    _call("POST", number, meta_id, body=changes)
+
+
 def delete_template(number: WhatsAppNumber, name: str, meta_id: str = "") -> None:
     """Delete a template (every language of the name, or only this one when Meta's id is given)."""
     params = {"name": name}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -185,6 +186,73 @@ def do_submit_template(number: WhatsAppNumber, draft: dict[str, Any], user_id: i
     return template
 
 
+# Meta edits these (REFERENCE.md §5.4): not one in review, and not one it disabled or is deleting.
+EDITABLE = frozenset({TemplateStatus.APPROVED, TemplateStatus.REJECTED, TemplateStatus.PAUSED})
+
+
+def do_edit_template(template: MessageTemplate, changes: Any, user_id: int | None) -> MessageTemplate:
+    """Change a template's components (and its category, unless approved): checked like a new one, then sent
+    to Meta (`POST /{template-id}`), which reviews it again. A draft Meta never saw is submitted instead."""
+    if not isinstance(changes, dict):
+        raise TemplateRefused(_("The changes are a JSON object."), "invalid")
+    draft = {
+        "name": template.name,
+        "language": template.language,
+        "category": changes.get("category", template.category),
+        "components": changes.get("components", template.components),
+    }
+    if template.status == TemplateStatus.DRAFT or not template.meta_id:
+        if template.number is None:
+            raise TemplateRefused(_("The template's number was removed."), "template_not_editable", 409)
+        return do_submit_template(template.number, draft, user_id)
+    if template.status not in EDITABLE or template.number is None:
+        raise TemplateRefused(
+            _("Meta does not allow editing a template that is %(status)s.")
+            % {"status": template.status.replace("_", " ")},
+            "template_not_editable",
+            http_status=409,
+        )
+    if str(draft["category"]).upper() != template.category and template.status == TemplateStatus.APPROVED:
+        raise TemplateRefused(
+            _("The category of an approved template cannot change: create a new template instead."),
+            "template_not_editable",
+            http_status=409,
+        )
+    findings = template_check.check_template(draft, policy_additions())
+    if template_check.is_blocking(findings):
+        raise TemplateRefused(
+            _("The content check found problems: fix the errors and submit again."),
+            "content_check_failed",
+            findings=findings,
+        )
+    components = [dict(c, type=str(c.get("type", "")).upper()) for c in draft["components"]]
+    body: dict[str, Any] = {"components": components}
+    if template.status != TemplateStatus.APPROVED:
+        body["category"] = str(draft["category"]).upper()
+    try:
+        graph_api.edit_template(template.number, template.meta_id, body)
+    except graph_api.GraphAPIError as error:
+        raise TemplateRefused(
+            _("Meta did not accept the change: %(error)s") % {"error": error.title},
+            "meta_refused",
+            http_status=502 if error.retryable else 400,
+            error=_graph_error(error),
+        ) from error
+    MessageTemplate.objects.filter(pk=template.pk).update(
+        components=components,
+        category=str(draft["category"]).upper(),
+        parameter_format="named" if _is_named(components) else "positional",
+        status=TemplateStatus.PENDING,
+        reason="",
+        reason_detail="",
+        recommendation="",
+        submitted_by_id=user_id,
+        updated_at=timezone.now(),
+    )
+    template.refresh_from_db()
+    return template
+
+
 def do_delete_template(template: MessageTemplate) -> None:
     """Delete at Meta (this language only, by Meta's id), then here. A draft Meta never saw goes at once."""
     number = template.number
@@ -202,13 +270,25 @@ def do_delete_template(template: MessageTemplate) -> None:
     MessageTemplate.objects.filter(pk=template.pk).delete()
 
 
-def do_sync_templates(numbers: list[WhatsAppNumber]) -> int:
+@dataclass
+class SyncResult:
+    read: int
+    failed: list[tuple[WhatsAppNumber, graph_api.GraphAPIError]]
+
+
+def do_sync_templates(numbers: list[WhatsAppNumber]) -> SyncResult:
     """Read every template of each business account (every page) and store them; a template Meta no longer
-    lists is deleted here (drafts stay). Returns how many templates were read."""
-    count = 0
+    lists is deleted here (drafts stay). An account Meta does not answer for keeps what it had; the others are
+    synced all the same."""
+    result = SyncResult(read=0, failed=[])
     for number in {n.waba_id: n for n in numbers}.values():
-        listed = graph_api.list_templates(number)
-        count += len(listed)
+        try:
+            listed = graph_api.list_templates(number)
+        except graph_api.GraphAPIError as error:
+            log.warning("template sync of %s: %s", number.waba_id, error)
+            result.failed.append((number, error))
+            continue
+        result.read += len(listed)
         with transaction.atomic():
             seen = [_store_listed(number, item) for item in listed]
             (
@@ -217,7 +297,7 @@ def do_sync_templates(numbers: list[WhatsAppNumber]) -> int:
                 .exclude(pk__in=[pk for pk in seen if pk])
                 .delete()
             )
-    return count
+    return result
 
 
 def _store_listed(number: WhatsAppNumber, item: dict[str, Any]) -> int | None:

@@ -231,7 +231,7 @@ def refresh_numbers(schema_name: str, number_ids: list[int] | None = None) -> in
 def sync_templates(schema_name: str, number_ids: list[int] | None = None) -> int:
     """Read every template of the numbers' business accounts from Meta (`None`: every number of the tenant)."""
     with schema_context(schema_name):
-        return message_templates.do_sync_templates(_numbers_of(schema_name, number_ids))
+        return message_templates.do_sync_templates(_numbers_of(schema_name, number_ids)).read
 
 
 @shared_task(ignore_result=True)

@@ -332,7 +332,9 @@ def _matches(lists: dict[str, list[str]], text: str) -> list[tuple[str, str]]:
         if re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", lowered)
     ]
     # "judi" inside "judi online" is one finding, not two
-    return [(topic, phrase) for topic, phrase in found if not any(phrase != o and phrase in o for _t, o in found)]
+    return [
+        (topic, phrase) for topic, phrase in found if not any(phrase != o and phrase in o for _t, o in found)
+    ]
 
 
 def _shorteners_in(text: str, component: str, lists: WordLists) -> Iterator[Finding]:

@@ -543,10 +543,14 @@ def templates_strings() -> dict[str, str]:
     return {
         **_common_page_strings(),
         "no_templates": _("No template here yet. Create one, or sync the ones you made in Meta's tools."),
+        "new_title": _("New template"),
+        "edit_title": _("Edit %(name)s (Meta reviews it again)"),
+        "edit": _("Edit"),
         "confirm_delete": _("Delete the template %(name)s (%(language)s) here and at Meta?"),
         "delete": _("Delete"),
         "remove": _("Remove"),
         "synced": _("%(n)s templates read from Meta."),
+        "sync_failed_for": _("Meta did not answer for %(numbers)s: their templates are as they were."),
         "submitted": _(
             "%(name)s was submitted. Meta usually reviews it within minutes; its state changes here."
         ),

@@ -43,7 +43,7 @@ SECOND = {
 def described(**fields: Any) -> dict[str, Any]:
     """The Graph API's answer to GET /{phone-number-id} (payloads/phone_number_status_response.json)."""
     answer = payload("phone_number_status_response.json")
-    answer.update(id=ACME["pnid"], **fields)
+    answer.update({"id": ACME["pnid"], **fields})
     return answer
 
 
@@ -462,3 +462,35 @@ def test_agents_supervisors_deactivated_admins_and_other_tenants_cannot_touch_nu
         assert send(tenant_client(GLOBEX, issue_token(outsider)), method, path, body).status_code == 404
     assert list(WhatsAppNumber.objects.order_by("pk").values()) == before
     assert [call.request.url for call in graph.calls] == []
+
+
+def test_an_account_webhook_reads_the_number_again(
+    db, acme_number, graph, django_capture_on_commit_callbacks
+):
+    graph.get(NUMBER_URL, json=described(quality_rating="YELLOW"), status=200)
+
+    deliver(django_capture_on_commit_callbacks, account_payload("phone_number_quality_update.json"))
+
+    assert [call.request.url.split("?")[0] for call in graph.calls] == [NUMBER_URL]
+    number = WhatsAppNumber.objects.get(pk=acme_number.pk)
+    assert (number.quality_rating, number.connection_ok) == ("YELLOW", True)
+    assert number.messaging_limit == "TIER_2K"  # the read's answer, after the webhook's TIER_UNLIMITED
+
+
+def test_beat_reads_every_tenants_numbers(db, graph):
+    from conversations import tasks
+
+    graph.get(NUMBER_URL, json=described(verified_name="Acme Store"), status=200)
+    graph.get(
+        f"{GRAPH_URL}/{GLOBEX['pnid']}", json=described(id=GLOBEX["pnid"], verified_name="Globex"), status=200
+    )
+
+    tasks.refresh_all_numbers()
+
+    names = dict(WhatsAppNumber.objects.values_list("phone_number_id", "verified_name"))
+    assert (names[ACME["pnid"]], names[GLOBEX["pnid"]]) == ("Acme Store", "Globex")
+    tokens = {call.request.url.split("?")[0]: call.request.headers["Authorization"] for call in graph.calls}
+    assert tokens == {
+        NUMBER_URL: f"Bearer {ACME['token']}",
+        f"{GRAPH_URL}/{GLOBEX['pnid']}": f"Bearer {GLOBEX['token']}",
+    }

@@ -15,6 +15,7 @@ from django_tenants.utils import schema_context
 
 from conversations.models import Message, MessageTemplate
 from helpdesk.tenancy.actions import do_add_member
+from helpdesk.tenancy.models import WhatsAppNumber
 from tests.conftest import (
     ACME,
     GLOBEX,
@@ -317,7 +318,7 @@ def test_sync_reads_every_page_and_drops_what_meta_no_longer_has(db, ada, graph)
 
     response = admin(ada).post("/api/v1/templates/sync/")
 
-    assert response.json() == {"synced": 5}
+    assert response.json() == {"synced": 5, "errors": []}
     assert len(graph.calls) == 3
     assert all(call.request.headers["Authorization"] == f"Bearer {ACME['token']}" for call in graph.calls)
     with schema_context("acme"):
@@ -628,3 +629,103 @@ def test_named_variables_are_filled_by_name(
     )
     assert (wrong.status_code, wrong.json()["code"]) == (400, "template_parameters")
     assert len(graph.calls) == 1
+
+
+# ------------------------------------------------------------------ editing where Meta allows
+
+
+def edit(client: Any, template_id: int, changes: Any) -> Any:
+    return client.patch(f"/api/v1/templates/{template_id}/", changes, content_type="application/json")
+
+
+def test_an_approved_template_is_edited_at_meta_and_goes_back_to_review(db, ada, acme_number, graph):
+    template = approved("order_shipped", BODY_ONLY)
+    MessageTemplate.objects.filter(pk=template.pk).update(number=acme_number)
+    graph.post(f"{GRAPH_URL}/{template.meta_id}", json={"success": True}, status=200)
+    new_body = [
+        {
+            "type": "BODY",
+            "text": "Halo {{1}}, paket {{2}} sudah dikirim hari ini ya.",
+            "example": {"body_text": [["Budi", "#A1"]]},
+        }
+    ]
+
+    response = edit(admin(ada), template.pk, {"components": new_body})
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["status"], response.json()["components"][0]["text"]) == (
+        "pending",
+        new_body[0]["text"],
+    )
+    [call] = graph.calls
+    assert call.request.headers["Authorization"] == f"Bearer {ACME['token']}"
+    assert json.loads(call.request.body) == {"components": new_body}  # an approved one keeps its category
+
+
+@pytest.mark.parametrize(
+    ("status", "changes", "code", "http"),
+    [
+        ("pending", {"components": BODY_ONLY}, "template_not_editable", 409),
+        ("disabled", {"components": BODY_ONLY}, "template_not_editable", 409),
+        ("approved", {"category": "MARKETING"}, "template_not_editable", 409),
+        (
+            "approved",
+            {"components": [{"type": "BODY", "text": "Judi online {{1}} gacor setiap hari untuk anda."}]},
+            "content_check_failed",
+            400,
+        ),
+        ("approved", ["not", "an", "object"], "invalid", 400),
+    ],
+    ids=["in-review", "disabled", "category-of-approved", "blocked-by-the-check", "not-an-object"],
+)
+def test_an_edit_meta_would_not_take_is_refused_before_meta_is_asked(
+    db, ada, acme_number, graph, status, changes, code, http
+):
+    template = approved("order_shipped", BODY_ONLY, status=status)
+    MessageTemplate.objects.filter(pk=template.pk).update(number=acme_number)
+
+    response = edit(admin(ada), template.pk, changes)
+
+    assert (response.status_code, response.json()["code"]) == (http, code)
+    assert len(graph.calls) == 0
+    assert (stored(template.pk).status, stored(template.pk).components) == (status, BODY_ONLY)
+
+
+def test_agents_and_supervisors_cannot_edit_templates(db, alice, sam, graph):
+    template = approved("order_shipped", BODY_ONLY)
+    for user in (alice, sam):
+        assert (
+            edit(tenant_client(ACME, issue_token(user)), template.pk, {"components": BODY_ONLY}).status_code
+            == 403
+        )
+    assert len(graph.calls) == 0
+
+
+def test_in_simulator_mode_a_submitted_template_is_approved_by_the_simulator(
+    db, ada, acme, django_capture_on_commit_callbacks
+):
+    from helpdesk.tenancy.actions import do_add_number
+
+    number = do_add_number(
+        acme,
+        phone_number_id="555000111",
+        waba_id="555000112",
+        display_number="6280000",
+        access_token="x",
+        app_secret="y",
+        simulator=True,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = submit(admin(ada), draft(number=number.pk))
+
+    assert response.status_code == 201, response.content
+    assert stored(response.json()["id"]).status == "approved"  # the simulator's signed status webhook
+    # a sync reads the simulator's account; acme's real number, whose Graph API is not reachable here, keeps
+    # what it had and is named
+    synced = admin(ada).post("/api/v1/templates/sync/").json()
+    assert synced["synced"] == 1
+    assert [(e["number"], e["code"]) for e in synced["errors"]] == [
+        (WhatsAppNumber.objects.get(phone_number_id=ACME["pnid"]).pk, None)
+    ]
+    assert stored(response.json()["id"]).status == "approved"

@@ -12,13 +12,14 @@
   const STRINGS = JSON.parse(document.getElementById("page-strings").textContent);
   const API = "/api/v1/templates/";
   const VARIABLE = /\{\{\s*([^{}]*?)\s*\}\}/g;
+  const EDITABLE = new Set(["approved", "rejected", "paused", "draft"]); // what Meta lets us edit (and drafts)
 
   const UI = window.HelpdeskUI;
   const t = UI.translator(STRINGS);
   const { $, el, setLanguageSwitch } = UI;
   const { request } = UI.api(t, { codes: { template_exists: "error_template_exists" } });
 
-  const state = { templates: [], buttons: [], examples: {}, checkTimer: null, checkSeq: 0, loadSeq: 0 };
+  const state = { templates: [], buttons: [], examples: {}, checkTimer: null, checkSeq: 0, loadSeq: 0, editing: null };
   const form = $("[data-testid=template-form]");
   const fields = form.elements;
 
@@ -61,8 +62,11 @@
       text: t("status_" + template.status) })),
     el("td", {}, el("span", { class: `badge quality-${template.quality}`, text: t("quality_" + template.quality) })),
     el("td", { class: "reason", "data-testid": "template-reason", text: template.reason || "" }),
-    el("td", {}, el("button", { type: "button", class: "btn small ghost danger", "data-testid": "template-delete",
-      text: t("delete"), onclick: () => remove(template) })))));
+    el("td", { class: "row-actions" },
+      EDITABLE.has(template.status) ? el("button", { type: "button", class: "btn small", "data-testid": "template-edit",
+        text: t("edit"), onclick: () => openEditor(template) }) : null,
+      el("button", { type: "button", class: "btn small ghost danger", "data-testid": "template-delete",
+        text: t("delete"), onclick: () => remove(template) })))));
   }
 
   async function remove(template) {
@@ -81,6 +85,12 @@
     try {
       const answer = await request("POST", `${API}sync/`);
       message($("[data-testid=templates-status]"), t("synced", { n: answer.synced }));
+      const display = (id) => {
+        const number = (CONFIG.numbers || []).find((item) => item.id === id);
+        return number ? "+" + number.display_number : String(id);
+      };
+      message($("[data-testid=templates-error]"), (answer.errors || []).length ? t("sync_failed_for", {
+        numbers: answer.errors.map((error) => `${display(error.number)} (${error.message})`).join(", ") }) : "");
       load();
     } catch (error) {
       message($("[data-testid=templates-error]"), error.message);
@@ -91,18 +101,55 @@
 
   // ------------------------------------------------------------------ the editor
 
-  function openEditor() {
+  /** The editor, empty for a new template or filled with `template`'s components to edit it. */
+  function openEditor(template) {
     form.reset();
+    state.editing = template || null;
     state.buttons = [];
     state.examples = {};
     const numbers = CONFIG.numbers || [];
     fields.number.replaceChildren(...numbers.map((number) => el("option", { value: number.id,
       text: "+" + number.display_number })));
-    $("[data-testid=template-number-field]").hidden = numbers.length < 2;
+    $("[data-testid=template-number-field]").hidden = numbers.length < 2 || Boolean(template);
+    $("[data-testid=template-form-title]").textContent = template ? t("edit_title", { name: template.name })
+      : t("new_title");
+    for (const name of ["name", "language"]) fields[name].disabled = Boolean(template);
+    if (template) fillFrom(template);
     message($("[data-testid=template-form-error]"), "");
     form.hidden = false;
     refresh();
-    fields.name.focus();
+    (template ? fields.body : fields.name).focus();
+  }
+
+  function fillFrom(template) {
+    fields.name.value = template.name;
+    fields.language.value = template.language;
+    fields.category.value = template.category;
+    if (template.number) fields.number.value = template.number;
+    for (const component of template.components || []) {
+      const type = String(component.type || "").toUpperCase();
+      const example = component.example || {};
+      if (type === "HEADER") {
+        fields.header_format.value = String(component.format || "TEXT").toUpperCase();
+        fields.header_text.value = component.text || "";
+        variablesOf(component.text).forEach((name, index) => {
+          state.examples[`HEADER:${name}`] = (example.header_text || [])[index] || "";
+        });
+        fields.header_example.value = (example.header_handle || [])[0] || "";
+      } else if (type === "BODY") {
+        fields.body.value = component.text || "";
+        const positional = (example.body_text || [])[0] || [];
+        positional.forEach((value, index) => { state.examples[`BODY:${index + 1}`] = value; });
+        for (const item of example.body_text_named_params || []) state.examples[`BODY:${item.param_name}`] = item.example;
+      } else if (type === "FOOTER") {
+        fields.footer.value = component.text || "";
+      } else if (type === "BUTTONS") {
+        state.buttons = (component.buttons || []).map((button) => ({
+          type: String(button.type || "QUICK_REPLY").toUpperCase(), text: button.text || "", url: button.url || "",
+          phone_number: button.phone_number || "",
+          example: Array.isArray(button.example) ? button.example[0] || "" : button.example || "" }));
+      }
+    }
   }
 
   function variablesOf(text) {
@@ -264,7 +311,11 @@
     button.disabled = true;
     message($("[data-testid=template-form-error]"), "");
     try {
-      const template = await request("POST", API, { json: draft() });
+      const body = draft();
+      const template = state.editing
+        ? await request("PATCH", `${API}${state.editing.id}/`,
+          { json: { components: body.components, category: body.category } })
+        : await request("POST", API, { json: body });
       form.hidden = true;
       message($("[data-testid=templates-status]"), t("submitted", { name: template.name }));
       load();
@@ -325,7 +376,7 @@
   form.addEventListener("submit", submit);
   $("[data-testid=template-check]").addEventListener("click", check);
   $("[data-testid=template-cancel]").addEventListener("click", () => { form.hidden = true; });
-  $("[data-testid=template-new]").addEventListener("click", openEditor);
+  $("[data-testid=template-new]").addEventListener("click", () => openEditor(null));
   $("[data-testid=templates-sync]").addEventListener("click", sync);
   $("[data-testid=templates-filter]").addEventListener("change", load);
   // Meta's verdicts arrive by webhook: the list follows them live (and catches up after a reconnect).

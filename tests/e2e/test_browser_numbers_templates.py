@@ -181,6 +181,26 @@ def test_admin_connects_a_number_and_gets_a_template_approved_that_an_agent_send
         assert "Sari" in json.dumps(sends[0]["template"]["components"])
         assert errors == [], errors
         agent.close()
+
+        # When ada edits the approved template (the editor comes filled in), Meta gets the change to review
+        row.get_by_test_id("template-edit").click()
+        expect(page.get_by_test_id("template-name")).to_have_value(name)
+        expect(page.get_by_test_id("template-name")).to_be_disabled()
+        expect(page.get_by_test_id("template-body")).to_have_value(
+            "Halo {{1}}, pesanan anda sudah dikirim dan tiba dalam 2 hari kerja."
+        )
+        expect(page.get_by_test_id("template-example")).to_have_value("Budi")
+        page.get_by_test_id("template-footer").fill("Toko Acme")
+        expect(page.get_by_test_id("findings-clean")).to_be_visible(timeout=LIVE)
+        page.get_by_test_id("template-submit").click()
+        expect(row.get_by_test_id("template-status")).to_have_text("Pending review")
+        edits = [
+            r
+            for r in live_stack.graph.requests
+            if r["method"] == "POST" and r["path"].endswith(f"/{meta_id}")
+        ]
+        assert len(edits) == 1, edits
+        assert edits[0]["body"]["components"][-1] == {"type": "FOOTER", "text": "Toko Acme"}
     finally:
         for template in api.get("/templates/")["results"]:
             if template["name"] == name:
