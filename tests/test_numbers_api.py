@@ -494,3 +494,55 @@ def test_beat_reads_every_tenants_numbers(db, graph):
         NUMBER_URL: f"Bearer {ACME['token']}",
         f"{GRAPH_URL}/{GLOBEX['pnid']}": f"Bearer {GLOBEX['token']}",
     }
+
+
+@pytest.mark.parametrize("path", ["/numbers/", "/templates/"])
+def test_the_admin_pages_are_for_admins_of_the_tenant(db, alice, sam, ada, globex, path):
+    from django.test import Client
+
+    outsider = do_add_member(globex, "gina@globex.test", "admin", PASSWORD, "Gina").user
+    for user, status in ((alice, 403), (sam, 403), (outsider, 403), (ada, 200)):
+        client = Client(HTTP_HOST=ACME["domain"])
+        client.force_login(user)
+        response = client.get(path)
+        assert response.status_code == status, (user.email, response.status_code)
+        if user in (alice, sam):  # members are told why (a stranger is told they are not a member)
+            assert "This page is for admins." in response.content.decode()
+    anonymous = Client(HTTP_HOST=ACME["domain"]).get(path)
+    assert (anonymous.status_code, anonymous["Location"].split("?")[0]) == (302, "/login/")
+
+
+def test_the_numbers_page_speaks_indonesian(db, ada):
+    from django.test import Client
+
+    client = Client(HTTP_HOST=ACME["domain"], HTTP_ACCEPT_LANGUAGE="id")
+    client.force_login(ada)
+    page = client.get("/numbers/").content.decode()
+    assert "Nomor WhatsApp" in page
+    assert "Tambah nomor" in page
+
+
+def test_alerts_are_refused_to_agents_other_tenants_and_deactivated_users(
+    db, alice, sam, globex, django_capture_on_commit_callbacks, graph
+):
+    graph.get(NUMBER_URL, json=described(), status=200)
+    deliver(django_capture_on_commit_callbacks, account_payload("account_update_violation.json"))
+    outsider = do_add_member(globex, "gina@globex.test", "admin", PASSWORD, "Gina").user
+    with schema_context("acme"):
+        alert_id = HealthAlert.objects.get().pk
+    token = issue_token(sam)
+    sam.is_active = False
+    sam.save()
+    for client in (
+        tenant_client(ACME, issue_token(alice)),
+        tenant_client(ACME, issue_token(outsider)),
+        tenant_client(ACME, token),
+        tenant_client(ACME),
+    ):
+        assert client.get("/api/v1/alerts/").status_code in (401, 403)
+        assert client.post(f"/api/v1/alerts/{alert_id}/acknowledge/").status_code in (401, 403)
+    gina = tenant_client(GLOBEX, issue_token(outsider))
+    assert gina.get("/api/v1/alerts/").json() == []  # globex has none: acme's is not listed there
+    assert gina.post(f"/api/v1/alerts/{alert_id}/acknowledge/").status_code == 404
+    with schema_context("acme"):
+        assert HealthAlert.objects.get().acknowledged_at is None

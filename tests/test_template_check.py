@@ -321,3 +321,12 @@ def test_only_admins_of_the_tenant_read_or_change_the_word_lists(db, alice, sam,
         assert words(client).status_code == 403
         assert words(client, "put", {"prohibited": ["x"]}).status_code == 403
     assert words(tenant_client(ACME)).status_code in (401, 403)
+
+
+def test_a_deactivated_admin_cannot_read_or_change_the_word_lists(db, ada):
+    token = issue_token(ada)
+    ada.is_active = False
+    ada.save()
+    client = tenant_client(ACME, token)
+    assert words(client).status_code in (401, 403)
+    assert words(client, "put", {"prohibited": ["x"]}).status_code in (401, 403)

@@ -383,6 +383,7 @@ def test_only_admins_of_the_tenant_change_templates(db, alice, sam, ada, globex,
     changes = [
         ("post", "/api/v1/templates/", draft()),
         ("delete", f"/api/v1/templates/{template.pk}/", None),
+        ("patch", f"/api/v1/templates/{template.pk}/", {"components": BODY_ONLY}),
         ("post", "/api/v1/templates/sync/", None),
         ("post", "/api/v1/templates/check/", draft()),
     ]
