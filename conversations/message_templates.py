@@ -32,6 +32,8 @@ from helpdesk.tenancy.models import User, WhatsAppNumber
 log = logging.getLogger(__name__)
 
 MEDIA_FORMATS = ("IMAGE", "VIDEO", "DOCUMENT")
+# The columns' sizes (models.MessageTemplate): a webhook or listing naming a longer one is not a template of ours.
+NAME_LENGTH, LANGUAGE_LENGTH, ID_LENGTH = 512, 16, 64
 # Meta refuses a text parameter with a new line or tab, or more than four spaces in a row (error 132018).
 BAD_PARAMETER_TEXT = re.compile(r"[\n\t]| {5,}")
 MAX_PARAMETER_LENGTH = 1024
@@ -175,12 +177,14 @@ def do_submit_template(number: WhatsAppNumber, draft: dict[str, Any], user_id: i
             http_status=502 if error.retryable else 400,
             error=_graph_error(error),
         ) from error
-    meta_id = str(answer.get("id") or "")
-    status = str(answer.get("status") or "PENDING").lower()
+    meta_id = str(answer.get("id") or "")[:ID_LENGTH]
+    status = str(answer.get("status") or "PENDING").lower()[:32]
     # A status webhook may have overtaken Meta's answer: it wins (the row is no longer a draft).
     MessageTemplate.objects.filter(pk=template.pk).update(meta_id=meta_id, reason_detail="")
     MessageTemplate.objects.filter(pk=template.pk, status=TemplateStatus.DRAFT).update(
-        status=status, category=str(answer.get("category") or category).upper(), updated_at=timezone.now()
+        status=status,
+        category=str(answer.get("category") or category).upper()[:32],
+        updated_at=timezone.now(),
     )
     template.refresh_from_db()
     return template
@@ -302,7 +306,7 @@ def do_sync_templates(numbers: list[WhatsAppNumber]) -> SyncResult:
 
 def _store_listed(number: WhatsAppNumber, item: dict[str, Any]) -> int | None:
     name, language = str(item.get("name") or ""), str(item.get("language") or "")
-    if not name or not language:
+    if not name or not language or len(name) > NAME_LENGTH or len(language) > LANGUAGE_LENGTH:
         return None
     quality = item.get("quality_score")
     score = quality.get("score") if isinstance(quality, dict) else quality
@@ -313,11 +317,13 @@ def _store_listed(number: WhatsAppNumber, item: dict[str, Any]) -> int | None:
         language=language,
         defaults={
             "number": number,
-            "meta_id": str(item.get("id") or ""),
-            "category": str(item.get("category") or "").upper(),
-            "status": str(item.get("status") or "pending").lower(),
-            "quality": str(score or "unknown").lower(),
-            "reason": "" if item.get("rejected_reason") in (None, "NONE") else str(item["rejected_reason"]),
+            "meta_id": str(item.get("id") or "")[:ID_LENGTH],
+            "category": str(item.get("category") or "").upper()[:32],
+            "status": str(item.get("status") or "pending").lower()[:32],
+            "quality": str(score or "unknown").lower()[:16],
+            "reason": ""
+            if item.get("rejected_reason") in (None, "NONE")
+            else str(item["rejected_reason"])[:64],
             "components": components,
             "parameter_format": str(item.get("parameter_format") or "").lower()
             or ("named" if _is_named(components) else "positional"),
@@ -342,6 +348,9 @@ def apply_template_webhook(
     name = str(value.get("message_template_name") or value.get("name") or "")
     language = str(value.get("message_template_language") or value.get("language") or "")
     meta_id = str(value.get("message_template_id") or "")
+    if len(name) > NAME_LENGTH or len(language) > LANGUAGE_LENGTH or len(meta_id) > ID_LENGTH:
+        log.warning("template webhook %s naming no template we could keep: %.300s", field, value)
+        return
     templates = MessageTemplate.objects.select_for_update().filter(waba_id=waba_id)
     template = (templates.filter(meta_id=meta_id).first() if meta_id else None) or (
         templates.filter(name=name, language=language).first() if name and language else None
@@ -355,29 +364,31 @@ def apply_template_webhook(
             name=name,
             language=language,
             number=numbers[0] if numbers else None,
-            category=str(value.get("message_template_category") or value.get("new_category") or "").upper(),
+            category=str(value.get("message_template_category") or value.get("new_category") or "").upper()[
+                :32
+            ],
             status=TemplateStatus.PENDING,
         )
     if meta_id:
         template.meta_id = meta_id
     if field == "message_template_status_update":
-        template.status = str(value.get("event") or template.status).lower()
+        template.status = str(value.get("event") or template.status).lower()[:32]
         reason = str(value.get("reason") or "")
         other = dict_or_empty(value.get("other_info"))
         rejection = dict_or_empty(value.get("rejection_info"))
-        template.reason = str(other.get("title") or "") if reason in ("", "NONE", "None") else reason
+        template.reason = (str(other.get("title") or "") if reason in ("", "NONE", "None") else reason)[:64]
         template.reason_detail = str(rejection.get("reason") or other.get("description") or "")
         template.recommendation = str(rejection.get("recommendation") or "")
         if value.get("message_template_category"):
-            template.category = str(value["message_template_category"]).upper()
+            template.category = str(value["message_template_category"]).upper()[:32]
     elif field == "message_template_quality_update":
-        template.quality = str(value.get("new_quality_score") or "unknown").lower()
+        template.quality = str(value.get("new_quality_score") or "unknown").lower()[:16]
     elif field == "template_category_update":
         if value.get("correct_category"):  # announced: it changes within 24 hours
-            template.correct_category = str(value["correct_category"]).upper()
+            template.correct_category = str(value["correct_category"]).upper()[:32]
         elif value.get("new_category"):
-            template.previous_category = str(value.get("previous_category") or template.category).upper()
-            template.category = str(value["new_category"]).upper()
+            template.previous_category = str(value.get("previous_category") or template.category).upper()[:32]
+            template.category = str(value["new_category"]).upper()[:32]
             template.correct_category = ""
     template.updated_at = timezone.now()
     template.save()

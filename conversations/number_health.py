@@ -119,12 +119,13 @@ def do_refresh_number(number: WhatsAppNumber) -> Refresh:
 
 def _take_number_fields(number: WhatsAppNumber, data: dict[str, Any]) -> None:
     throughput = data.get("throughput")
+    # Cut to the columns' sizes: an odd answer is stored as far as it fits, never refused by the database.
     seen = {
         "quality_rating": str(data.get("quality_rating") or "").upper(),
-        "messaging_limit": str(data.get("whatsapp_business_manager_messaging_limit") or ""),
-        "throughput": str(throughput.get("level") or "") if isinstance(throughput, dict) else "",
-        "name_status": str(data.get("name_status") or ""),
-        "verified_name": str(data.get("verified_name") or ""),
+        "messaging_limit": str(data.get("whatsapp_business_manager_messaging_limit") or "")[:32],
+        "throughput": str(throughput.get("level") or "")[:32] if isinstance(throughput, dict) else "",
+        "name_status": str(data.get("name_status") or "")[:64],
+        "verified_name": str(data.get("verified_name") or "")[:200],
     }
     if seen["quality_rating"] and seen["quality_rating"] not in QUALITIES:
         seen["quality_rating"] = "UNKNOWN"
@@ -143,7 +144,7 @@ def _take_number_fields(number: WhatsAppNumber, data: dict[str, Any]) -> None:
         if field_name == "quality_rating":
             _quality_changed(number, old, new, event)
     display = "".join(ch for ch in str(data.get("display_phone_number") or "") if ch.isdigit())
-    if display:
+    if display and len(display) <= 32:
         number.display_number = display
 
 
@@ -166,7 +167,7 @@ def apply_health_webhook(event: AccountEvent, numbers: list[WhatsAppNumber]) -> 
         limit = value.get("max_daily_conversations_per_business") or value.get("current_limit")
         updates: dict[str, Any] = {}
         if limit:
-            updates["messaging_limit"] = str(limit)
+            updates["messaging_limit"] = str(limit)[:32]
         if kind == "THROUGHPUT_UPGRADE":
             updates["throughput"] = "HIGH"
         if updates:
@@ -178,7 +179,7 @@ def apply_health_webhook(event: AccountEvent, numbers: list[WhatsAppNumber]) -> 
         limit = value.get("max_daily_conversations_per_business")
         if limit:
             WhatsAppNumber.objects.filter(waba_id=event.waba_id, pk__in=[n.pk for n in numbers]).update(
-                messaging_limit=str(limit)
+                messaging_limit=str(limit)[:32]
             )
     elif event.field == "account_update":
         named = numbers[0] if event.number_id and numbers else None

@@ -546,3 +546,27 @@ def test_alerts_are_refused_to_agents_other_tenants_and_deactivated_users(
     assert gina.post(f"/api/v1/alerts/{alert_id}/acknowledge/").status_code == 404
     with schema_context("acme"):
         assert HealthAlert.objects.get().acknowledged_at is None
+
+
+def test_an_odd_answer_from_the_graph_api_is_kept_as_far_as_it_fits(db, ada, acme_number, graph):
+    graph.get(
+        NUMBER_URL,
+        json=described(
+            verified_name="N" * 300,
+            quality_rating="PURPLE",
+            whatsapp_business_manager_messaging_limit="L" * 50,
+            display_phone_number="9" * 40,
+        ),
+        status=200,
+    )
+
+    answer = admin(ada).post(f"/api/v1/numbers/{acme_number.pk}/test/").json()
+
+    assert answer["ok"] is True
+    number = answer["number"]
+    assert (
+        number["verified_name"],
+        number["quality"],
+        number["messaging_limit"],
+        number["display_number"],
+    ) == ("N" * 200, "unknown", "L" * 32, ACME["display"])

@@ -730,3 +730,23 @@ def test_in_simulator_mode_a_submitted_template_is_approved_by_the_simulator(
         (WhatsAppNumber.objects.get(phone_number_id=ACME["pnid"]).pk, None)
     ]
     assert stored(response.json()["id"]).status == "approved"
+
+
+def test_an_odd_template_webhook_is_kept_in_the_history_and_changes_nothing_else(
+    db, ada, django_capture_on_commit_callbacks
+):
+    from conversations.models import AccountEvent
+    from helpdesk.tenancy.models import WebhookEvent
+
+    template = approved("order_shipped", BODY_ONLY)
+    odd = template_webhook(template.meta_id, "x" * 600, "DISABLED")
+    odd["entry"][0]["changes"][0]["value"]["message_template_id"] = int("9" * 70)
+
+    deliver(django_capture_on_commit_callbacks, odd)
+
+    assert stored(template.pk).status == "approved"
+    with schema_context("acme"):
+        assert AccountEvent.objects.filter(field="message_template_status_update").count() == 1
+        assert MessageTemplate.objects.count() == 1
+    event = WebhookEvent.objects.order_by("-pk").first()
+    assert (event.processed_at is not None, event.failures, event.parked_at) == (True, [], None)
