@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from io import StringIO
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -750,3 +751,20 @@ def test_an_odd_template_webhook_is_kept_in_the_history_and_changes_nothing_else
         assert MessageTemplate.objects.count() == 1
     event = WebhookEvent.objects.order_by("-pk").first()
     assert (event.processed_at is not None, event.failures, event.parked_at) == (True, [], None)
+
+
+def test_the_demo_has_a_closed_window_to_answer_with_its_approved_template(db):
+    from django.core.management import call_command
+
+    from conversations.management.commands.seed_demo import CLOSED_WINDOW, DEMO_TEMPLATE
+    from conversations.models import Conversation
+
+    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", stdout=StringIO())  # again: nothing twice
+
+    with schema_context("demo"):
+        conversation = Conversation.objects.get(contact__wa_id=CLOSED_WINDOW[0])
+        assert not conversation.window_is_open()
+        template = MessageTemplate.objects.get(name=DEMO_TEMPLATE["name"])
+        assert (template.status, MessageTemplate.objects.count()) == ("approved", 1)
+        assert template.waba_id == conversation.number.waba_id

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
 from conversations import actions, simulator
+from conversations.models import MessageTemplate, TemplateStatus
 from helpdesk.tenancy.actions import do_add_member, do_add_number, do_create_tenant
 from helpdesk.tenancy.models import Tenant, User
 
@@ -26,6 +27,22 @@ DEMO_CONVERSATIONS = (
     ("6281234500002", "Siti Rahma", ["Apakah ukuran M masih tersedia?"]),
     ("6281234500003", "Andreas Wijaya", ["Hi, can I change my delivery address?"]),
 )
+# A customer who wrote more than a day ago: the 24-hour window is closed, only a template can answer.
+CLOSED_WINDOW = ("6281234500004", "Rina Kusuma", "Kapan ukuran L restock lagi?", 30 * 3600)
+# An approved template to answer with (the simulator approves the ones an admin submits, too).
+DEMO_TEMPLATE = {
+    "name": "stok_tersedia",
+    "language": "id",
+    "category": "UTILITY",
+    "components": [
+        {
+            "type": "BODY",
+            "text": "Halo {{1}}, produk {{2}} yang anda tanyakan sudah tersedia lagi. Balas pesan ini untuk memesan.",
+            "example": {"body_text": [["Rina", "Kaos Polos L"]]},
+        },
+        {"type": "FOOTER", "text": "Toko Demo"},
+    ],
+}
 
 
 class Command(BaseCommand):
@@ -65,4 +82,23 @@ class Command(BaseCommand):
                     actions.do_receive_inbound(
                         number, message, payload["entry"][0]["changes"][0]["value"]["contacts"]
                     )
+            wa_id, name, text, age = CLOSED_WINDOW
+            payload = simulator.inbound_payload(
+                number, wa_id, name, text, timestamp=now - age, wamid="wamid.DEMO40"
+            )
+            value = payload["entry"][0]["changes"][0]["value"]
+            actions.do_receive_inbound(number, value["messages"][0], value["contacts"])
+            MessageTemplate.objects.get_or_create(
+                waba_id=number.waba_id,
+                name=DEMO_TEMPLATE["name"],
+                language=DEMO_TEMPLATE["language"],
+                defaults={
+                    "number": number,
+                    "meta_id": "100000000000100",
+                    "category": DEMO_TEMPLATE["category"],
+                    "components": DEMO_TEMPLATE["components"],
+                    "status": TemplateStatus.APPROVED,
+                    "quality": "green",
+                },
+            )
         self.stdout.write(self.style.SUCCESS("Demo tenant ready on demo.localhost"))
