@@ -30,7 +30,7 @@ DEMO_CONVERSATIONS = (
 # A customer who wrote more than a day ago: the 24-hour window is closed, only a template can answer.
 CLOSED_WINDOW = ("6281234500004", "Rina Kusuma", "Kapan ukuran L restock lagi?", 30 * 3600)
 # An approved template to answer with (the simulator approves the ones an admin submits, too).
-DEMO_TEMPLATE = {
+DEMO_TEMPLATE: dict[str, Any] = {
     "name": "stok_tersedia",
     "language": "id",
     "category": "UTILITY",
