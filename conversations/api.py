@@ -15,7 +15,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from conversations import actions, message_templates
+from conversations import actions, labels, message_templates
 from conversations.models import Conversation, ConversationStatus, Message, Note
 from conversations.pagination import KeysetPagination, SortKey
 from conversations.serializers import (
@@ -41,7 +41,10 @@ class ConversationViewSet(
 ):
     """Conversations of this tenant, most recent first. Filter with `?status=open|pending|resolved`: the status of
     the conversation's current ticket (a closed ticket counts as resolved), as the inbox tabs show it.
-    `?ordering=window` lists only waiting customers whose 24-hour window is open, the one closing soonest first."""
+    `?ordering=window` lists only waiting customers whose 24-hour window is open, the one closing soonest first;
+    `?label=<id>` only those with the label. PATCH `{"labels": [ids]}` labels one."""
+
+    http_method_names = ["get", "post", "patch", "head", "options"]
 
     serializer_class = ConversationSerializer
     pagination_class = KeysetPagination
@@ -72,16 +75,35 @@ class ConversationViewSet(
             if wanted not in ConversationStatus.values:
                 raise ValidationError({"status": f"Use one of: {', '.join(ConversationStatus.values)}."})
             queryset = queryset.filter(status=wanted)
+        label = id_param(self.request.query_params, "label", "A label id")
+        if label is not None:
+            queryset = queryset.filter(labels__contains=[label])
         return queryset
 
     @extend_schema(
         parameters=[
             OpenApiParameter("status", OpenApiTypes.STR, enum=ConversationStatus.values),
             OpenApiParameter("ordering", OpenApiTypes.STR, enum=["recent", "window"]),
+            OpenApiParameter("label", OpenApiTypes.INT, description="Only conversations with this label"),
         ]
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request={"application/json": {"type": "object", "properties": {"labels": {"type": "array"}}}},
+        responses={200: ConversationSerializer, **error_responses(400)},
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Label the conversation: `{"labels": [label ids]}` (the whole set)."""
+        data = request.data
+        if not isinstance(data, dict) or set(data) != {"labels"}:
+            raise ValidationError({"labels": 'Send {"labels": [label ids]}: the conversation\'s labels.'})
+        try:
+            conversation = labels.do_set_conversation_labels(self.get_object(), data["labels"])
+        except actions.ActionError as error:
+            return _action_error(error)
+        return Response(ConversationSerializer(conversation).data)
 
     @extend_schema(request=None, responses=ConversationSerializer)
     @action(detail=True, methods=["post"])

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from helpdesk.tenancy.models import WhatsAppNumber
@@ -39,9 +42,14 @@ class Contact(models.Model):
     # Meta's `user_preferences` webhook: the customer stopped or resumed marketing messages in WhatsApp.
     marketing = models.CharField(max_length=8, choices=MarketingPreference.choices, blank=True, default="")
     marketing_changed_at = models.DateTimeField(null=True, blank=True)
+    # Free key/value facts an agent keeps about the customer ({"city": "Surabaya", "customer_id": "C-1042"}).
+    attributes = models.JSONField(default=dict, blank=True)
+    # Label ids (conversations.Label): an array, so that a list row carries them and a filter is one index.
+    labels = ArrayField(models.BigIntegerField(), default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        indexes = [GinIndex(fields=["labels"], name="contact_labels")]
         constraints = [
             models.UniqueConstraint(
                 fields=["number", "wa_id"], condition=~models.Q(wa_id=""), name="contact_unique_wa_id"
@@ -81,10 +89,12 @@ class Conversation(models.Model):
     current_ticket = models.ForeignKey(
         "tickets.Ticket", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    labels = ArrayField(models.BigIntegerField(), default=list, blank=True)  # conversations.Label ids
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [
+            GinIndex(fields=["labels"], name="conversation_labels"),
             models.Index(fields=["-last_message_at", "-id"], name="conversation_recent"),
             models.Index(fields=["status", "-last_message_at"], name="conversation_status_recent"),
             models.Index(fields=["window_expires_at"], name="conversation_window"),
@@ -332,3 +342,34 @@ class PolicyWords(models.Model):
 
     def __str__(self) -> str:
         return self.list_name
+
+
+class Label(models.Model):
+    """A tenant's label for conversations and contacts (VIP, complaint, ...), with a colour."""
+
+    name = models.CharField(max_length=50)
+    color = models.CharField(max_length=7, default="#667085")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("name"), name="label_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CannedResponse(models.Model):
+    """A named snippet an agent inserts with `/`: shared with the team (kept by supervisors and admins) or
+    personal. Placeholders {{contact.name}}, {{agent.name}}, {{ticket.id}} are filled before sending."""
+
+    name = models.CharField(max_length=80)
+    text = models.TextField()
+    shared = models.BooleanField(default=True)
+    owner_id = models.BigIntegerField(
+        null=True, blank=True, help_text="tenancy.User id: a personal one's owner"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name

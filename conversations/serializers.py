@@ -81,6 +81,8 @@ CONTACT_FIELDS = [
     "opted_out_at",
     "marketing",
     "marketing_changed_at",
+    "attributes",
+    "labels",
 ]
 TICKET_SUMMARY_FIELDS = [
     "id",
@@ -101,6 +103,7 @@ CONVERSATION_VALUES = [
     "last_inbound_at",
     "window_expires_at",
     "unread_count",
+    "labels",
     "created_at",
     "number_id",
     "number__display_number",
@@ -130,6 +133,8 @@ def _contact(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
         "opted_out_at": moment(row["contact__opted_out_at"], zone),
         "marketing": _text(row["contact__marketing"]),
         "marketing_changed_at": moment(row["contact__marketing_changed_at"], zone),
+        "attributes": row["contact__attributes"],
+        "labels": list(row["contact__labels"]),
     }
 
 
@@ -182,6 +187,7 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
             "last_inbound_at",
             "window_expires_at",
             "unread_count",
+            "labels",
             "ticket",
             "created_at",
         ]
@@ -206,6 +212,7 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
             "last_inbound_at": moment(row["last_inbound_at"], zone),
             "window_expires_at": moment(row["window_expires_at"], zone),
             "unread_count": _int(row["unread_count"]),
+            "labels": list(row["labels"]),
             "ticket": _ticket_summary(row, zone),
             "created_at": moment(row["created_at"], zone),
         }

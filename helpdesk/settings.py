@@ -70,6 +70,7 @@ SHARED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # trigram and full-text search lookups (the search)
     "rest_framework",
     "knox",  # API tokens: stored hashed, idle expiry
     "axes",  # failed-login throttling

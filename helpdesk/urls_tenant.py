@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from conversations import account_api, admin_web, api, web
+from conversations import account_api, admin_web, api, contacts_api, web
 from conversations.webhook_views import healthz
 from helpdesk.tenancy.views import (
     ApiLogoutAllView,
@@ -28,6 +28,9 @@ router.register("tickets", tickets_api.TicketViewSet, basename="ticket")
 router.register("numbers", account_api.NumberViewSet, basename="number")
 router.register("templates", account_api.TemplateViewSet, basename="template")
 router.register("alerts", account_api.AlertViewSet, basename="alert")
+router.register("contacts", contacts_api.ContactViewSet, basename="contact")
+router.register("labels", contacts_api.LabelViewSet, basename="label")
+router.register("canned-responses", contacts_api.CannedResponseViewSet, basename="canned-response")
 conversation_messages = api.ConversationMessagesViewSet.as_view({"get": "list", "post": "create"})
 conversation_notes = api.ConversationNotesViewSet.as_view({"get": "list", "post": "create"})
 

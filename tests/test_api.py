@@ -69,6 +69,8 @@ def test_conversation_list_has_the_documented_shape(db, acme_number, alice_api):
                 "opted_out_at": None,
                 "marketing": "",
                 "marketing_changed_at": None,
+                "attributes": {},
+                "labels": [],
             },
             "number": {"id": acme_number.pk, "display_number": "15550783881"},
             "status": "open",
@@ -77,6 +79,7 @@ def test_conversation_list_has_the_documented_shape(db, acme_number, alice_api):
             "last_inbound_at": iso(ts),
             "window_expires_at": iso(datetime.fromtimestamp(ts, tz=UTC) + timedelta(hours=24)),
             "unread_count": 1,
+            "labels": [],
             "ticket": {
                 "id": stored.current_ticket.pk,
                 "status": "open",

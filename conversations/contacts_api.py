@@ -1,0 +1,196 @@
+"""REST API of contacts, labels and canned responses (/api/v1/contacts/, /api/v1/labels/,
+/api/v1/canned-responses/). Every member reads contacts and edits what agents keep about them (name, attributes,
+labels); supervisors and admins manage the labels themselves and the team's canned responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from conversations import canned_responses, labels
+from conversations.models import CannedResponse, Contact, Conversation, Label
+from conversations.serializers import ContactSerializer
+from helpdesk.api_errors import error_responses
+from helpdesk.params import id_param
+from helpdesk.tenancy.permissions import IsSupervisorOrAdmin, IsTenantMember
+
+
+def _refused(error: labels.LabelError | canned_responses.CannedError) -> Response:
+    return Response({"detail": str(error), "code": error.code}, status=error.http_status)
+
+
+class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Contact]):
+    """The tenant's contacts, newest first. `?search=` finds part of a name, number, username or BSUID;
+    `?label=<id>` keeps those with the label. PATCH `{"name", "attributes": {key: text or null}, "labels": [ids]}`
+    (attributes are merged; null removes one)."""
+
+    serializer_class = ContactSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Contact]:
+        queryset = Contact.objects.order_by("-created_at", "-pk")
+        search = self.request.query_params.get("search", "").strip()[:100]
+        if search:
+            digits = "".join(ch for ch in search if ch.isdigit())
+            match = Q(name__icontains=search) | Q(username__icontains=search) | Q(user_id__icontains=search)
+            if digits:
+                match |= Q(wa_id__contains=digits)
+            queryset = queryset.filter(match)
+        label = id_param(self.request.query_params, "label", "A label id")
+        if label is not None:
+            queryset = queryset.filter(labels__contains=[label])
+        return queryset
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", OpenApiTypes.STR),
+            OpenApiParameter("label", OpenApiTypes.INT),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: ContactSerializer, **error_responses(400)})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        contact = self.get_object()
+        if not isinstance(request.data, dict):
+            return _refused(labels.LabelError("A JSON object of the fields to change."))
+        try:
+            contact = labels.do_update_contact(contact, request.data)
+        except labels.LabelError as error:
+            return _refused(error)
+        return Response(ContactSerializer(contact).data)
+
+
+class LabelSerializer(serializers.ModelSerializer[Label]):
+    class Meta:
+        model = Label
+        fields = ["id", "name", "color"]
+
+
+class LabelViewSet(viewsets.ModelViewSet[Label]):
+    """The tenant's labels (every member lists them; supervisors and admins create, rename, recolour, delete).
+    Deleting a label takes it off every conversation and contact."""
+
+    serializer_class = LabelSerializer
+    pagination_class = None
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    queryset = Label.objects.order_by("name", "pk")
+
+    def get_permissions(self) -> list[Any]:
+        return [IsTenantMember() if self.action in ("list", "retrieve") else IsSupervisorOrAdmin()]
+
+    @extend_schema(request=LabelSerializer, responses={201: LabelSerializer, **error_responses(400, 409)})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._save(None, request.data, status.HTTP_201_CREATED)
+
+    @extend_schema(request=LabelSerializer, responses={200: LabelSerializer, **error_responses(400, 409)})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        label = self.get_object()
+        return self._save(label, request.data, status.HTTP_200_OK)
+
+    def _save(self, label: Label | None, data: Any, code: int) -> Response:
+        if not isinstance(data, dict):
+            return _refused(labels.LabelError('A JSON object: {"name", "color"}.'))
+        try:
+            label = labels.do_save_label(
+                label,
+                data.get("name", label.name if label else None),
+                data.get("color", label.color if label else "#667085"),
+            )
+        except labels.LabelError as error:
+            return _refused(error)
+        return Response(LabelSerializer(label).data, status=code)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        labels.do_delete_label(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CannedResponseSerializer(serializers.ModelSerializer[CannedResponse]):
+    class Meta:
+        model = CannedResponse
+        fields = ["id", "name", "text", "shared", "owner_id", "updated_at"]
+
+
+class CannedResponseViewSet(viewsets.ModelViewSet[CannedResponse]):
+    """Canned responses: the team's shared ones and your own (`?search=` in names and texts). Anyone keeps
+    personal ones (`"shared": false`); supervisors and admins keep the shared ones. POST `{id}/fill/` with
+    `{"conversation": id}` gives the text with {{contact.name}}, {{agent.name}} and {{ticket.id}} filled in."""
+
+    serializer_class = CannedResponseSerializer
+    queryset = CannedResponse.objects.none()  # for the schema: the real one is the user's (get_queryset)
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[CannedResponse]:
+        queryset = canned_responses.visible_to(self.request.user)  # type: ignore[arg-type]
+        search = self.request.query_params.get("search", "").strip()[:100]
+        if search:
+            queryset = queryset.filter(Q(name__icontains=search) | Q(text__icontains=search))
+        return queryset
+
+    def _role(self) -> str:
+        return str(self.request.membership.role)  # type: ignore[attr-defined]
+
+    @extend_schema(parameters=[OpenApiParameter("search", OpenApiTypes.STR)])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=CannedResponseSerializer, responses={201: CannedResponseSerializer, **error_responses(400)}
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            saved = canned_responses.do_save_canned(None, request.user, self._role(), request.data)  # type: ignore[arg-type]
+        except canned_responses.CannedError as error:
+            return _refused(error)
+        return Response(CannedResponseSerializer(saved).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=CannedResponseSerializer, responses={200: CannedResponseSerializer, **error_responses(400)}
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            saved = canned_responses.do_save_canned(
+                self.get_object(),
+                request.user,  # type: ignore[arg-type]
+                self._role(),
+                request.data,
+            )
+        except canned_responses.CannedError as error:
+            return _refused(error)
+        return Response(CannedResponseSerializer(saved).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            canned_responses.do_delete_canned(self.get_object(), request.user, self._role())  # type: ignore[arg-type]
+        except canned_responses.CannedError as error:
+            return _refused(error)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request={"application/json": {"type": "object", "properties": {"conversation": {"type": "integer"}}}},
+        responses={
+            200: {"type": "object", "properties": {"text": {"type": "string"}}},
+            **error_responses(400),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def fill(self, request: Request, pk: str | None = None) -> Response:
+        """The text as it will be sent in that conversation."""
+        response = self.get_object()
+        data = request.data if isinstance(request.data, dict) else {}
+        conversation_id = data.get("conversation")
+        if isinstance(conversation_id, bool) or not isinstance(conversation_id, int):
+            raise ValidationError({"conversation": "A conversation id."})
+        conversation = get_object_or_404(Conversation.objects.select_related("contact"), pk=conversation_id)
+        return Response({"text": canned_responses.filled(response.text, conversation, request.user)})  # type: ignore[arg-type]
