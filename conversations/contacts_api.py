@@ -4,6 +4,7 @@ labels); supervisors and admins manage the labels themselves and the team's cann
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -15,12 +16,14 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from conversations import canned_responses, labels
-from conversations.models import CannedResponse, Contact, Conversation, Label
-from conversations.serializers import ContactSerializer
+from conversations import canned_responses, labels, search
+from conversations.models import CannedResponse, Contact, Conversation, ConversationStatus, Label
+from conversations.serializers import ContactSerializer, ConversationSerializer, MessageSerializer
 from helpdesk.api_errors import error_responses
-from helpdesk.params import id_param
+from helpdesk.params import id_param, page_size_param
+from helpdesk.tenancy.access import current_tenant
 from helpdesk.tenancy.permissions import IsSupervisorOrAdmin, IsTenantMember
 
 
@@ -194,3 +197,78 @@ class CannedResponseViewSet(viewsets.ModelViewSet[CannedResponse]):
             raise ValidationError({"conversation": "A conversation id."})
         conversation = get_object_or_404(Conversation.objects.select_related("contact"), pk=conversation_id)
         return Response({"text": canned_responses.filled(response.text, conversation, request.user)})  # type: ignore[arg-type]
+
+
+SEARCH_PAGE_SIZE = 20
+SEARCH_MAX_PAGES = 25
+
+
+class SearchView(APIView):
+    """One search box: conversations whose contact's name, number or username holds `q`, or one of whose
+    messages has its words (Indonesian and English word forms), newest first. Items: `conversation`, `message`
+    (the matching message, or null when the contact matched), `match` and `highlights` ([start, end) in the
+    message's text or the contact's name). Filters: `status`, `label`, `assignee`, `from`, `to` (dates in the
+    helpdesk's time zone). Pages: `page` (at most 25), `page_size` (20 unless given)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", OpenApiTypes.STR, required=True),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=ConversationStatus.values),
+            OpenApiParameter("label", OpenApiTypes.INT),
+            OpenApiParameter("assignee", OpenApiTypes.INT),
+            OpenApiParameter("from", OpenApiTypes.DATE),
+            OpenApiParameter("to", OpenApiTypes.DATE),
+            OpenApiParameter("page", OpenApiTypes.INT),
+            OpenApiParameter("page_size", OpenApiTypes.INT),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400)},
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        status_wanted = params.get("status") or None
+        if status_wanted and status_wanted not in ConversationStatus.values:
+            raise ValidationError({"status": f"Use one of: {', '.join(ConversationStatus.values)}."})
+        tenant = current_tenant()
+        filters = search.Filters(
+            status=status_wanted,
+            label=id_param(params, "label", "A label id"),
+            assignee=id_param(params, "assignee", "A user id"),
+            since=_date(params, "from"),
+            until=_date(params, "to"),
+            zone=tenant.timezone_name if tenant else "UTC",
+        )
+        page = id_param(params, "page", "A page number") or 1
+        size = page_size_param(params) if params.get("page_size") else SEARCH_PAGE_SIZE
+        if page > SEARCH_MAX_PAGES:
+            raise ValidationError({"page": f"At most {SEARCH_MAX_PAGES} pages: narrow the search."})
+        hits, total = search.search(params.get("q", ""), filters, page * size)
+        results = search.as_items(
+            hits[(page - 1) * size :],
+            ConversationSerializer().to_representation,
+            MessageSerializer().to_representation,
+        )
+        more = page * size < total and page < SEARCH_MAX_PAGES
+        return Response(
+            {
+                "count": total,
+                "next": _page_link(request, page + 1) if more else None,
+                "previous": _page_link(request, page - 1) if page > 1 else None,
+                "results": results,
+            }
+        )
+
+
+def _date(params: Any, name: str) -> date | None:
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError({name: "A date: YYYY-MM-DD."}) from None
+
+
+def _page_link(request: Request, page: int) -> str:
+    query = request.query_params.copy()
+    query["page"] = str(page)
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")

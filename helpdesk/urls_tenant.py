@@ -50,6 +50,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("settings/support/", tickets_api.SupportSettingsView.as_view(), name="support-settings"),
     path("templates/check/", account_api.TemplateCheckView.as_view(), name="template-check"),
     path("templates/words/", account_api.TemplateWordsView.as_view(), name="template-words"),
+    path("search/", contacts_api.SearchView.as_view(), name="search"),
     path("", include(router.urls)),
 ]
 
