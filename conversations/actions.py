@@ -306,6 +306,8 @@ def do_receive_inbound(
     described = describe_inbound(message)
     # No savepoint of its own: the webhook applier already gives every item one (savepoints cost statements).
     with transaction.atomic(savepoint=False):
+        from conversations import media  # media builds on these actions
+
         _lock_wamid(wamid)
         contact = _contact_for(number, wa_id, user_id, profile)
         if is_notice:  # the lock order: the contact before its conversation
@@ -325,9 +327,12 @@ def do_receive_inbound(
                     sender_kind=SenderKind.SYSTEM if is_notice else SenderKind.CUSTOMER,
                     sender_name="" if is_notice else contact.name,
                     created_at=receipt.time_of(message),
+                    media=media.inbound_media(message),
                 )
         except IntegrityError:  # the same wamid, stored by a concurrent worker
             return None
+        if stored.media:
+            media.download_later([stored.pk])
         if _apply_pending(stored):  # an edit, deletion or reaction that arrived before the message
             stored.save()
         # A notice ("the customer changed number") is shown in the thread, but is not a customer's message.
@@ -802,9 +807,11 @@ def do_queue_outbound(
     sender_kind: str,
     sender: User | None = None,
     at: datetime | None = None,
+    media: dict[str, Any] | None = None,
 ) -> Message:
     """Store an outbound message as `queued`; after commit a Celery task sends it through the Graph API.
-    `at` is the moment it was written (default now; tests of history pass it)."""
+    `at` is the moment it was written (default now; tests of history pass it); `media` an agent's file
+    (conversations/media.py)."""
     from conversations.tasks import send_message
 
     now = at or timezone.now()
@@ -821,6 +828,7 @@ def do_queue_outbound(
             sender_user_id=sender.pk if sender else None,
             sender_name=sender.display_name if sender else "",
             created_at=now,
+            media=media,
         )
         locked.last_message_at = now
         locked.last_message_preview = _preview(message)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.files.storage import default_storage
 from django.db.models import QuerySet
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -12,10 +14,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from conversations import actions, labels, message_templates
+from conversations import actions, labels, media, message_templates
 from conversations.models import Conversation, ConversationStatus, Message, Note
 from conversations.pagination import KeysetPagination, SortKey
 from conversations.serializers import (
@@ -140,6 +144,8 @@ class ConversationMessagesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet
     `?page=last` gives the most recent page."""
 
     serializer_class = MessageSerializer
+    # A reply is JSON; a file is sent as multipart (`file`, `caption`).
+    parser_classes = [JSONParser, MultiPartParser]
 
     def conversation(self) -> Conversation:
         return get_object_or_404(
@@ -162,11 +168,26 @@ class ConversationMessagesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet
 
     @extend_schema(request=ReplySerializer, responses={201: MessageSerializer, **error_responses(400, 409)})
     def create(self, request: Request, conversation_pk: str) -> Response:
-        """Reply with free text (`{"text"}`; refused with 409 outside the 24-hour customer-service window), or
-        send an approved template, in or out of the window: `{"template": {"name", "language", "components"}}`
+        """Reply with free text (`{"text"}`; refused with 409 outside the 24-hour customer-service window), a file
+        (multipart: `file` and an optional `caption`; checked against WhatsApp's types and sizes, 400
+        `unsupported_file_type` / `file_too_large` otherwise), or send an approved template, in or out of the
+        window: `{"template": {"name", "language", "components"}}`
         with Meta's parameter format. A template that is unknown, not approved, or whose variables do not fit
         is refused with 400 and a `code` (`template_unknown`, `template_not_approved`, `template_paused`,
         `template_disabled`, `template_parameters`, `invalid_template`) before anything is sent."""
+        upload = request.FILES.get("file")
+        if upload is not None:
+            caption = request.data.get("caption", "") if isinstance(request.data, dict) else ""
+            try:
+                message = media.check_send_file(
+                    self.conversation(),
+                    request.user,  # type: ignore[arg-type]
+                    upload,
+                    caption if isinstance(caption, str) else "",
+                )
+            except actions.ActionError as error:
+                return _action_error(error)
+            return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
         if isinstance(request.data, dict) and "template" in request.data:
             try:
                 message = message_templates.check_send_template(
@@ -188,6 +209,31 @@ class ConversationMessagesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet
         except actions.ActionError as error:
             return _action_error(error)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class MessageMediaView(APIView):
+    """The bytes of a message's file (a customer's photo, voice note, video, document or sticker, or one an agent
+    sent), to members of the tenant only (session or token). Served with the file's type; anything that is not
+    an image, audio or video comes as an attachment, and nothing it holds can run in the helpdesk's pages."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **error_responses(404)})
+    def get(self, request: Request, message_pk: int) -> FileResponse:
+        message = get_object_or_404(Message.objects.only("pk", "media", "deleted_at"), pk=message_pk)
+        stored = message.media or {}
+        if message.deleted_at is not None or stored.get("status") != "ready" or not stored.get("path"):
+            raise NotFound("This message has no file to download (yet).")
+        mime = str(stored.get("mime_type") or "application/octet-stream")
+        inline = mime.split("/")[0] in ("image", "audio", "video") and mime != "image/svg+xml"
+        response = FileResponse(
+            default_storage.open(str(stored["path"]), "rb"),
+            content_type=mime,
+            as_attachment=not inline,
+            filename=str(stored.get("filename") or f"message-{message.pk}"),
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
 
 
 class ConversationNotesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Note]):

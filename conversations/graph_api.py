@@ -47,24 +47,47 @@ def _post(number: WhatsAppNumber, path: str, body: dict[str, Any]) -> dict[str, 
     return _call("POST", number, path, body=body)
 
 
+def _checked(request: Any) -> requests.Response:
+    """The response of `request()` (a callable doing the HTTP call), transport errors as GraphAPIError."""
+    try:
+        response: requests.Response = request()
+    except requests.Timeout as exc:
+        raise GraphAPIError(None, "The Graph API did not answer in time", str(exc), retryable=True) from exc
+    except requests.ConnectionError as exc:
+        raise GraphAPIError(None, "Could not reach the Graph API", str(exc), retryable=True) from exc
+    return response
+
+
 def _call(
     method: str,
     number: WhatsAppNumber,
     path: str,
     body: dict[str, Any] | None = None,
     params: dict[str, str] | None = None,
+    files: dict[str, Any] | None = None,
+    data: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One request with the number's token; Meta's answer, or GraphAPIError with Meta's code."""
+    """One request with the number's token (a JSON `body`, or multipart `files` and `data`); Meta's answer, or
+    GraphAPIError with Meta's code."""
     url = f"{_base_url(number)}/{path}"
     headers = {"Authorization": f"Bearer {number.access_token}"}
-    try:
-        response = _session.request(
-            method, url, json=body, params=params, headers=headers, timeout=TIMEOUT_SECONDS
+    response = _checked(
+        lambda: _session.request(
+            method,
+            url,
+            json=body,
+            params=params,
+            files=files,
+            data=data,
+            headers=headers,
+            timeout=TIMEOUT_SECONDS,
         )
-    except requests.Timeout as exc:
-        raise GraphAPIError(None, "The Graph API did not answer in time", str(exc), retryable=True) from exc
-    except requests.ConnectionError as exc:
-        raise GraphAPIError(None, "Could not reach the Graph API", str(exc), retryable=True) from exc
+    )
+    return _answer(response)
+
+
+def _answer(response: requests.Response) -> dict[str, Any]:
+    """Meta's JSON answer, or GraphAPIError with Meta's code."""
     try:
         data = response.json()
     except ValueError:
@@ -180,3 +203,41 @@ def delete_template(number: WhatsAppNumber, name: str, meta_id: str = "") -> Non
     if meta_id:
         params["hsm_id"] = meta_id
     _call("DELETE", number, f"{number.waba_id}/message_templates", params=params)
+
+
+def get_media(number: WhatsAppNumber, media_id: str) -> dict[str, Any]:
+    """A customer's file as Meta describes it now: `{url (valid 5 minutes), mime_type, sha256, file_size}`."""
+    return _call("GET", number, media_id, params={"phone_number_id": number.phone_number_id})
+
+
+def download_media(number: WhatsAppNumber, url: str, max_bytes: int) -> bytes:
+    """The file at Meta's media URL, fetched with the number's token (a plain GET gets nothing), at most
+    `max_bytes`."""
+    if not url.startswith(("https://", "http://")):
+        raise GraphAPIError(None, "The Graph API gave no download URL for the file")
+    headers = {"Authorization": f"Bearer {number.access_token}"}
+    response = _checked(lambda: _session.get(url, headers=headers, timeout=TIMEOUT_SECONDS, stream=True))
+    with response:
+        if not response.ok:
+            _answer(response)  # raises with Meta's error, or the HTTP status
+        chunks, size = [], 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                raise GraphAPIError(None, f"The file is larger than {max_bytes} bytes")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def upload_media(number: WhatsAppNumber, data: bytes, mime_type: str, filename: str) -> str:
+    """Upload a file to send (`POST /{phone-number-id}/media`); its media id."""
+    answer = _call(
+        "POST",
+        number,
+        f"{number.phone_number_id}/media",
+        files={"file": (filename, data, mime_type)},
+        data={"messaging_product": "whatsapp", "type": mime_type},
+    )
+    if not answer.get("id"):
+        raise GraphAPIError(None, "The Graph API accepted the file but returned no id", str(answer)[:500])
+    return str(answer["id"])

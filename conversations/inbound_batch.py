@@ -21,7 +21,7 @@ from typing import Any
 
 from django.db import connection
 
-from conversations import actions
+from conversations import actions, media
 from conversations.events import record_event
 from conversations.models import (
     Contact,
@@ -121,6 +121,7 @@ def do_receive_inbound_batch(items: list[Inbound]) -> list[Inbound]:
     messages = Message.objects.bulk_create(
         [_message(row, conversations[contacts[_key(row)].pk], contacts[_key(row)]) for row in rows]
     )
+    media.download_later([message.pk for message in messages if message.media])
     with store.deferred_tickets():
         for row, stored in zip(rows, messages, strict=True):
             conversation = conversations[contacts[_key(row)].pk]
@@ -250,6 +251,7 @@ def _message(row: _Row, conversation: Conversation, contact: Contact) -> Message
         sender_kind=SenderKind.CUSTOMER,
         sender_name=contact.name,
         created_at=row.at,
+        media=media.inbound_media(row.item.message),
     )
 
 

@@ -177,6 +177,10 @@ class Message(models.Model):
     billable = models.BooleanField(null=True, blank=True)
     pricing_model = models.CharField(max_length=16, blank=True, default="")
     pricing_category = models.CharField(max_length=32, blank=True, default="")
+    # A photo, voice note, video, document or sticker (conversations/media.py): null, or {"status": "pending" |
+    # "ready" | "failed", "media_id" (Meta's), "mime_type", "sha256", "filename", "caption", "size", "path" (in
+    # Django's storage), "error", "attempts"}.
+    media = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [

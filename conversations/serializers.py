@@ -229,6 +229,10 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
     conversation = serializers.IntegerField(source="conversation_id", read_only=True)
     deleted = serializers.SerializerMethodField()
     reactions = serializers.SerializerMethodField(help_text='Who reacted with what: {"customer": "👍"}')
+    media = serializers.SerializerMethodField(
+        help_text='null, or {"status": "pending"|"ready"|"failed", "url" (ours: members only), "mime_type", '
+        '"filename", "size", "caption", "error"}'
+    )
 
     class Meta:
         model = Message
@@ -257,12 +261,16 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "deleted_at",
             "reactions",
             "is_history",
+            "media",
         ]
         read_only_fields = fields
         list_serializer_class = _Rows
 
     def get_deleted(self, message: Message) -> bool:
         return message.deleted_at is not None
+
+    def get_media(self, message: Message) -> dict[str, Any] | None:
+        return None if message.deleted_at is not None else media_item(message.pk, message.media)
 
     def get_reactions(self, message: Message) -> dict[str, str]:
         return _reactions(message.reactions)
@@ -298,6 +306,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "deleted_at": moment(row["deleted_at"], zone),
             "reactions": None if row["reactions"] is None else _reactions(row["reactions"]),
             "is_history": _bool(row["is_history"]),
+            "media": None if deleted else media_item(row["id"], row["media"]),
         }
 
 
@@ -307,6 +316,22 @@ MESSAGE_VALUES = [
     for name in MessageSerializer.Meta.fields
     if name != "deleted"
 ]
+
+
+def media_item(message_id: int, media: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A message's file as the API shows it: its state and, once downloaded, our URL for its bytes."""
+    if not media:
+        return None
+    ready = media.get("status") == "ready" and bool(media.get("path"))
+    return {
+        "status": media.get("status"),
+        "url": f"/api/v1/messages/{message_id}/media/" if ready else None,
+        "mime_type": media.get("mime_type") or None,
+        "filename": media.get("filename") or None,
+        "size": media.get("size"),
+        "caption": media.get("caption") or "",
+        "error": media.get("error") or None,
+    }
 
 
 def _reactions(reactions: dict[str, Any]) -> dict[str, str]:

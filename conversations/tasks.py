@@ -13,7 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
-from conversations import actions, graph_api, message_templates, number_health, webhooks
+from conversations import actions, graph_api, media, message_templates, number_health, webhooks
 from conversations.models import Direction, HealthAlert, Message, MessageStatus, PendingStatus
 from helpdesk.tenancy.models import WhatsAppNumber
 
@@ -72,7 +72,7 @@ def send_message(schema_name: str, message_id: int) -> str:
                 conversation.number,
                 conversation.contact.address,
                 message.type,
-                message.content,
+                media.content_to_send(message),  # a file: uploaded once, then sent by its id
                 reply_to_wamid=message.reply_to_wamid,
             )
         except graph_api.GraphAPIError as error:
@@ -272,3 +272,29 @@ def simulate_template_review(waba_id: str, meta_id: str, name: str, language: st
     number = WhatsAppNumber.objects.filter(waba_id=waba_id, simulator=True).first()
     if number is not None:
         simulator.deliver_signed(number, simulator.template_status_payload(number, meta_id, name, language))
+
+
+@shared_task(ignore_result=True)
+def download_media(schema_name: str, message_id: int) -> str:
+    """Download a customer's file (conversations/media.py); a failed attempt comes back later with backoff."""
+    with schema_context(schema_name):
+        outcome = media.do_download(message_id)
+    if not outcome.done:
+        download_media.apply_async((schema_name, message_id), countdown=outcome.retry_in)
+        return "retrying"
+    return "done"
+
+
+@shared_task(ignore_result=True)
+def sweep_media_downloads() -> int:
+    """Beat: downloads whose task was lost (broker down, worker killed) are tried again."""
+    count = 0
+    for tenant in get_tenant_model().objects.exclude(schema_name="public"):
+        with schema_context(tenant.schema_name):
+            stale = Message.objects.filter(
+                media__status="pending", created_at__lt=timezone.now() - timedelta(minutes=5)
+            ).values_list("pk", flat=True)[:500]
+            for message_id in stale:
+                download_media.delay(tenant.schema_name, message_id)
+                count += 1
+    return count

@@ -160,6 +160,10 @@ CHANNEL_LAYERS = {
     }
 }
 
+# Files of messages (photos, voice notes, documents): Django's storage, the filesystem under var/ unless
+# configured otherwise (STORAGES). Never served from a public path: only through /api/v1/messages/{id}/media/.
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
+
 # E-mail (health alerts to a tenant's admins): SMTP when EMAIL_HOST is set, else printed to the console.
 EMAIL_HOST = env_str("EMAIL_HOST")
 EMAIL_BACKEND = (
@@ -190,6 +194,7 @@ CELERY_BEAT_SCHEDULE = {
     "seal-report-days": {"task": "tickets.tasks.seal_report_days", "schedule": 3600.0},
     "sweep-pending-statuses": {"task": "conversations.tasks.sweep_pending_statuses", "schedule": 3600.0},
     "refresh-numbers": {"task": "conversations.tasks.refresh_all_numbers", "schedule": 3600.0},
+    "sweep-media-downloads": {"task": "conversations.tasks.sweep_media_downloads", "schedule": 300.0},
     "sync-templates": {"task": "conversations.tasks.sync_all_templates", "schedule": 6 * 3600.0},
 }
 

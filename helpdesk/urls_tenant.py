@@ -42,6 +42,7 @@ api_v1: list[URLPattern | URLResolver] = [
         "conversations/<int:conversation_pk>/messages/", conversation_messages, name="conversation-messages"
     ),
     path("conversations/<int:conversation_pk>/notes/", conversation_notes, name="conversation-notes"),
+    path("messages/<int:message_pk>/media/", api.MessageMediaView.as_view(), name="message-media"),
     path("reports/summary/", tickets_api.SummaryReportView.as_view(), name="report-summary"),
     path("reports/timeseries/", tickets_api.TimeseriesReportView.as_view(), name="report-timeseries"),
     path("reports/agents/", tickets_api.AgentsReportView.as_view(), name="report-agents"),

@@ -9,3 +9,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-never-used-outside-the-test-suite-0123456789")
 
 from helpdesk.settings import *  # noqa: F403
+
+# Files of the test run, apart from a development server's (var/media); the processes tests/e2e starts get the same.
+os.environ.setdefault("MEDIA_ROOT", "/tmp/helpdesk-test-media")
+MEDIA_ROOT = os.environ["MEDIA_ROOT"]

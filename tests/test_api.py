@@ -368,6 +368,7 @@ def test_message_list_has_the_documented_shape(db, acme_number, alice_api):
                 "deleted_at": None,
                 "reactions": {},
                 "is_history": False,
+                "media": None,
             }
         ],
     }

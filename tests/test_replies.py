@@ -141,6 +141,7 @@ def test_reply_is_queued_then_sent_once_through_the_graph_api(
         "deleted_at": None,
         "reactions": {},
         "is_history": False,
+        "media": None,
     }
     # and exactly one request went to the Graph API, with the number's token and the documented body
     assert len(graph.calls) == 1
