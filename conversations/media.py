@@ -13,6 +13,7 @@ Files are served only through `GET /api/v1/messages/{id}/media/`, to members of 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -161,9 +162,9 @@ def do_download(message_id: int) -> Outcome:
         final = not error.retryable or attempts >= MAX_DOWNLOAD_ATTEMPTS
         _finish(message_id, {"status": "failed" if final else "pending", "error": str(error)}, notify=final)
         return Outcome(done=final, retry_in=0.0 if final else _backoff(attempts))
-    expected = str(described.get("sha256") or media.get("sha256") or "")
     digest = hashlib.sha256(data).hexdigest()
-    if expected and digest != expected:
+    expected = [str(value) for value in (described.get("sha256"), media.get("sha256")) if value]
+    if expected and not any(_same_digest(digest, value) for value in expected):
         final = attempts >= MAX_DOWNLOAD_ATTEMPTS
         mismatch = _("The file from WhatsApp did not match its checksum.")
         _finish(message_id, {"status": "failed" if final else "pending", "error": mismatch}, notify=final)
@@ -183,6 +184,16 @@ def do_download(message_id: int) -> Outcome:
         notify=True,
     )
     return Outcome(done=True)
+
+
+def _same_digest(hex_digest: str, given: str) -> bool:
+    """Meta writes a sha256 in hex (the media endpoint) or in base64 (some webhooks): either matches."""
+    if given.lower() == hex_digest:
+        return True
+    try:
+        return base64.b64decode(given, validate=True).hex() == hex_digest
+    except ValueError:
+        return False
 
 
 def _backoff(attempt: int) -> float:

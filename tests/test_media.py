@@ -299,3 +299,20 @@ def test_a_file_into_a_closed_window_is_refused(db, alice, acme_number, graph):
 
     assert (response.status_code, response.json()["code"]) == (409, "window_closed")
     assert len(graph.calls) == 0
+
+
+def test_a_checksum_written_in_base64_matches_too(db, graph, django_capture_on_commit_callbacks):
+    import base64
+
+    graph.get(
+        f"{GRAPH_URL}/MEDIA-B64", json={"url": DOWNLOAD_URL, "mime_type": "image/png", "id": "MEDIA-B64"}
+    )
+    graph.get(DOWNLOAD_URL, body=PNG, content_type="image/png")
+    p = photo_webhook("MEDIA-B64")
+    p["entry"][0]["changes"][0]["value"]["messages"][0]["image"]["sha256"] = base64.b64encode(
+        hashlib.sha256(PNG).digest()
+    ).decode()
+
+    deliver(django_capture_on_commit_callbacks, p)
+
+    assert stored(p["entry"][0]["changes"][0]["value"]["messages"][0]["id"]).media["status"] == "ready"

@@ -59,8 +59,8 @@
    * api(t, {codes, onResponse}) -> {ApiError, messageOf, request} for the JSON API.
    *  - codes: {errorCode: stringKey}: an answer whose `code` is listed gets that (translated) message.
    *  - onResponse(response, data): called with every answer that arrived, before a refusal is thrown.
-   * request(method, url, {json, form, signal}) sends the CSRF token on anything but GET, a JSON body for `json`
-   * or a form body for `form`, and resolves to the decoded answer; refusals and network errors throw ApiError
+   * request(method, url, {json, form, multipart, signal}) sends the CSRF token on anything but GET, a JSON body
+   * for `json`, a form body for `form` or a FormData for `multipart`, and resolves to the decoded answer; refusals and network errors throw ApiError
    * (status 0: no answer). An abort through `signal` rethrows the AbortError as it is.
    */
   function api(t, { codes = {}, onResponse } = {}) {
@@ -87,7 +87,7 @@
       }
     }
 
-    async function request(method, url, { json, form, signal } = {}) {
+    async function request(method, url, { json, form, multipart, signal } = {}) {
       const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
       if (signal) options.signal = signal;
       if (method !== "GET") options.headers["X-CSRFToken"] = csrfToken();
@@ -96,6 +96,8 @@
         options.body = JSON.stringify(json);
       } else if (form !== undefined) {
         options.body = new URLSearchParams(form);
+      } else if (multipart !== undefined) {
+        options.body = multipart; // FormData: the browser writes the multipart Content-Type with its boundary
       }
       let response;
       try {

@@ -1210,6 +1210,43 @@
         ...lines.filter(Boolean).map((line) => el("span", { class: "chip-sub", text: line }))));
   }
 
+  function fileSize(bytes) {
+    if (typeof bytes !== "number") return "";
+    if (bytes < 1024) return t("size_bytes", { n: bytes });
+    if (bytes < 1024 * 1024) return t("size_kb", { n: Math.round(bytes / 1024) });
+    return t("size_mb", { n: (bytes / (1024 * 1024)).toFixed(1) });
+  }
+
+  /** A file of a message: shown inline once downloaded (photo and sticker open full size, audio and video
+   * play), a document with its name, size and download; while downloading or after a failure, it says so. */
+  function mediaView(message, kind, part) {
+    const media = message.media || {};
+    const label = kind === "audio" && (part.voice || media.voice) ? t("media_voice") : t("media_" + kind);
+    const name = media.filename || part.filename || "";
+    if (media.status !== "ready" || !media.url) {
+      const state = media.status === "failed" ? t("media_failed", { reason: media.error || "" })
+        : media.status === "pending" ? t("media_downloading") : t("media_unavailable");
+      return el("div", { class: "media-state", "data-testid": "message-media", "data-kind": kind,
+        "data-state": media.status || "none" }, chip(kind, name || label, [name ? label : "", state]));
+    }
+    const attrs = { "data-testid": "message-media", "data-kind": kind, "data-state": "ready" };
+    if (kind === "image" || kind === "sticker") {
+      return el("a", { ...attrs, class: "media-image" + (kind === "sticker" ? " sticker" : ""), href: media.url,
+        target: "_blank", rel: "noopener", title: t("media_open") },
+      el("img", { src: media.url, alt: media.caption || label, loading: "lazy" }));
+    }
+    if (kind === "audio") {
+      return el("div", { ...attrs, class: "media-audio" }, el("span", { class: "media-label", text: label }),
+        el("audio", { src: media.url, controls: true, preload: "metadata" }));
+    }
+    if (kind === "video") {
+      return el("video", { ...attrs, class: "media-video", src: media.url, controls: true, preload: "metadata" });
+    }
+    return el("a", { ...attrs, class: "media-document", href: media.url, download: name || "" },
+      chip("document", name || label, [[media.mime_type, fileSize(media.size)].filter(Boolean).join(" · "),
+        t("media_download")]));
+  }
+
   function textBlock(text) {
     return el("div", { class: "msg-text", "data-testid": "message-text" }, linkified(text));
   }
@@ -1230,11 +1267,9 @@
       case "audio":
       case "document":
       case "sticker": {
-        const label = kind === "audio" && part.voice ? t("media_voice") : t("media_" + kind);
-        const title = kind === "document" && part.filename ? part.filename : label;
-        nodes.push(chip(kind, title, [kind === "document" && part.filename ? label : "",
-          [part.mime_type, t("media_unavailable")].filter(Boolean).join(" · ")]));
-        const caption = part.caption || (kind === "document" ? "" : message.text);
+        nodes.push(mediaView(message, kind, part));
+        const caption = (message.media && message.media.caption) || part.caption ||
+          (kind === "document" || message.direction === "out" ? "" : message.text);
         if (caption) nodes.push(textBlock(caption));
         break;
       }
@@ -1715,6 +1750,8 @@
     $("[data-testid=template-open-closed]").hidden = !$("[data-testid=template-picker]").hidden;
     const closed = !conversation || (!noteMode && windowOf(conversation).state === "closed");
     box.disabled = closed;
+    $("[data-testid=attach]").hidden = noteMode || !conversation;
+    $("[data-testid=attach]").disabled = closed || state.sending;
     box.setAttribute("aria-label", noteMode ? t("note_label") : t("reply_label"));
     box.placeholder = noteMode ? t("note_placeholder")
       : conversation && closed ? t("reply_closed_placeholder") : t("reply_placeholder");
@@ -2063,6 +2100,77 @@
     }
   }
 
+  // ------------------------------------------------------------------ sending a file (picker, drop, paste)
+
+  async function sendFile(file) {
+    const id = state.selectedId;
+    const entry = state.conversations.get(id);
+    if (!file || id === null || !entry || state.sending) return;
+    if (windowOf(entry.data).state === "closed") {
+      state.replyError = t("error_window_closed");
+      scheduleRender();
+      return;
+    }
+    const box = $("[data-testid=reply-box]");
+    const caption = box.value.trim();
+    const form = new FormData();
+    form.append("file", file, file.name || "file");
+    if (caption && !file.type.startsWith("audio/")) form.append("caption", caption);
+    state.sending = true;
+    state.replyError = "";
+    scheduleRender();
+    const restSince = since();
+    try {
+      const message = await request("POST", `${API}/conversations/${id}/messages/`, { multipart: form });
+      if (caption && !file.type.startsWith("audio/")) {
+        box.value = "";
+        state.drafts.delete(id);
+        autoGrow(box);
+      }
+      threadOf(id);
+      upsertMessage(message, undefined, restSince);
+      if (id === state.selectedId) view.stickToBottom = true;
+    } catch (error) {
+      if (id === state.selectedId) state.replyError = error.message;
+      else toast(error.message);
+    } finally {
+      state.sending = false;
+      scheduleRender();
+    }
+  }
+
+  function setupAttachments() {
+    const input = $("[data-testid=attach-input]");
+    $("[data-testid=attach]").addEventListener("click", () => input.click());
+    input.addEventListener("change", () => {
+      const file = input.files && input.files[0];
+      input.value = ""; // the same file may be chosen again
+      sendFile(file);
+    });
+    const thread = $("[data-testid=reply-form]").closest("section") || document.body;
+    thread.addEventListener("dragover", (event) => {
+      if (!event.dataTransfer || ![...event.dataTransfer.types].includes("Files")) return;
+      event.preventDefault();
+      thread.classList.add("dropping");
+    });
+    thread.addEventListener("dragleave", (event) => {
+      if (!thread.contains(event.relatedTarget)) thread.classList.remove("dropping");
+    });
+    thread.addEventListener("drop", (event) => {
+      thread.classList.remove("dropping");
+      const file = event.dataTransfer && event.dataTransfer.files[0];
+      if (!file) return;
+      event.preventDefault();
+      sendFile(file);
+    });
+    $("[data-testid=reply-box]").addEventListener("paste", (event) => {
+      const file = event.clipboardData && event.clipboardData.files[0];
+      if (!file) return;
+      event.preventDefault();
+      sendFile(file);
+    });
+  }
+
   function setupTemplatePicker() {
     $("[data-testid=template-open]").addEventListener("click", openPicker);
     $("[data-testid=template-open-closed]").addEventListener("click", openPicker);
@@ -2146,6 +2254,7 @@
       sendReply();
     });
     setupTemplatePicker();
+    setupAttachments();
 
     const messages = $("[data-testid=message-list]");
     messages.addEventListener("scroll", () => {

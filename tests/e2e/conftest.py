@@ -3,6 +3,7 @@ processes against the test database and Redis, with the Graph API faked by a loc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -37,11 +38,14 @@ CHROMIUM_ARGS = [
 
 class FakeGraph:
     """Records every request and answers like the Cloud API: sends (a wamid), `GET /{phone-number-id}` (the fields
-    in `numbers`), template submission (an id, PENDING), template list (empty) and deletion."""
+    in `numbers`), template submission (an id, PENDING), template list (empty) and deletion, customers' files
+    (`GET /{media-id}`: a download URL on this server for `media[id]`, fetched with a token), and uploads (an id).
+    """
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.numbers: dict[str, dict[str, Any]] = {}
+        self.media: dict[str, tuple[bytes, str]] = {}
         self.lock = threading.Lock()
         self.counter = 0
         fake = self
@@ -72,6 +76,28 @@ class FakeGraph:
 
             def do_GET(self) -> None:
                 parts = self._record({})
+                path = [part for part in urlsplit(self.path).path.split("/") if part]
+                if path[:1] == ["media-download"] and len(path) == 2 and path[1] in fake.media:
+                    if not (self.headers.get("Authorization") or "").startswith("Bearer "):
+                        return self._answer({"error": {"message": "token required", "code": 190}}, 401)
+                    data, mime = fake.media[path[1]]
+                    self.send_response(200)
+                    self.send_header("Content-Type", mime)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
+                if len(parts) == 1 and parts[0] in fake.media:
+                    data, mime = fake.media[parts[0]]
+                    return self._answer(
+                        {
+                            "id": parts[0],
+                            "mime_type": mime,
+                            "file_size": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest(),
+                            "url": f"http://127.0.0.1:{fake.port}/media-download/{parts[0]}",
+                        }
+                    )
                 if len(parts) == 1 and parts[0] in fake.numbers:
                     self._answer(dict(fake.numbers[parts[0]], id=parts[0]))
                 elif len(parts) == 1:
@@ -85,12 +111,15 @@ class FakeGraph:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.loads(raw or b"{}")
+                multipart = (self.headers.get("Content-Type") or "").startswith("multipart/")
+                body = {"_multipart": len(raw)} if multipart else json.loads(raw or b"{}")
                 parts = self._record(body)
                 with fake.lock:
                     fake.counter += 1
                     counter = fake.counter
-                if parts[-1:] == ["message_templates"]:
+                if parts[-1:] == ["media"]:
+                    self._answer({"id": f"UPLOAD{counter:06d}"})
+                elif parts[-1:] == ["message_templates"]:
                     self._answer(
                         {"id": str(880000 + counter), "status": "PENDING", "category": body.get("category")}
                     )
