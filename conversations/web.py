@@ -191,6 +191,8 @@ def inbox_strings() -> dict[str, str]:
         "media_sticker": _("Sticker"),
         "media_unavailable": _("Media preview is not available"),
         "media_downloading": _("Downloading from WhatsApp…"),
+        "no_labels": _("No labels yet: supervisors and admins make them (API /api/v1/labels/)."),
+        "canned_none": _("No canned response matches. Type a word of its name or text."),
         "media_failed": _("Could not be downloaded: %(reason)s"),
         "media_open": _("Open full size"),
         "media_download": _("Download"),

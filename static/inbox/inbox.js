@@ -240,6 +240,9 @@
     meBusy: false,
     alerts: new Map(), // conversation id -> {kind, due_at, passed, ticketId} from warning frames
     pageReadyId: null, // the `ready` id of the first connection: frames up to it happened before the page loaded
+    labels: new Map(), // label id -> {id, name, color}
+    label: null, // the list's label filter (an id), or null
+    canned: null, // the canned responses (loaded when "/" is first typed), or null
   };
 
   function since() {
@@ -490,6 +493,7 @@
 
   function loadEverything() {
     loadList(true);
+    loadLabels();
     loadMembers();
     loadMe();
     if (state.selectedId !== null) {
@@ -510,6 +514,7 @@
     const query = new URLSearchParams();
     if (state.filter) query.set("status", state.filter);
     if (state.ordering !== "recent") query.set("ordering", state.ordering);
+    if (state.label !== null) query.set("label", String(state.label));
     const url = reset ? `${API}/conversations/` + (query.toString() ? `?${query}` : "") : list.next;
     const restSince = since();
     list.loading = true;
@@ -963,6 +968,7 @@
     const now = Date.now();
     for (const entry of state.conversations.values()) {
       if (state.filter && entry.data.status !== state.filter) continue;
+      if (state.label !== null && !(entry.data.labels || []).includes(state.label)) continue;
       if (state.ordering === "window" && !(entry.data.ticket && entry.data.ticket.waiting_since &&
           ms(entry.data.window_expires_at) > now)) continue; // only customers still waiting, window open
       rows.push(entry);
@@ -1116,7 +1122,8 @@
         alert ? el("span", { class: "conv-alert " + alert.level, "data-testid": "conversation-alert",
           "data-kind": alert.kind, "data-level": alert.level, title: alertLabel(alert), "aria-label": alertLabel(alert),
           role: "img" }, icon(alert.level === "overdue" ? "alert" : "clock")) : null,
-        ticket ? assigneeBadge(ticket) : null)));
+        ticket ? assigneeBadge(ticket) : null,
+        ...labelChips(conversation.labels, true))));
   }
 
   function renderList() {
@@ -1578,6 +1585,7 @@
       return;
     }
     avatarSlot.replaceChildren(avatar(conversation, "large"));
+    renderLabelBar(conversation);
     const name = contactName(conversation.contact);
     const number = contactNumber(conversation.contact);
     title.textContent = name;
@@ -2100,6 +2108,164 @@
     }
   }
 
+  // ------------------------------------------------------------------ labels: the list's filter, chips, the editor
+
+  async function loadLabels() {
+    try {
+      const labels = await request("GET", `${API}/labels/`);
+      state.labels = new Map(labels.map((label) => [label.id, label]));
+    } catch (error) {
+      return; // the list works without them
+    }
+    const select = $("[data-testid=label-filter]");
+    select.replaceChildren(select.options[0], ...[...state.labels.values()].map((label) =>
+      el("option", { value: label.id, text: label.name })));
+    select.value = state.label === null ? "" : String(state.label);
+    scheduleRender();
+  }
+
+  function labelChips(ids, small) {
+    return (ids || []).map((id) => state.labels.get(id)).filter(Boolean).map((label) => el("span", {
+      class: "label-chip" + (small ? " small" : ""), "data-testid": "label-chip", "data-label-id": label.id,
+      style: `--label: ${label.color}`, text: label.name }));
+  }
+
+  function setLabelFilter(value) {
+    state.label = value ? Number(value) : null;
+    loadList(true);
+    view.listScrollTop = true;
+    scheduleRender();
+  }
+
+  function renderLabelBar(conversation) {
+    $("[data-testid=conversation-labels]").replaceChildren(...labelChips(conversation.labels, false));
+    const menu = $("[data-testid=label-menu]");
+    if (menu.hidden) return;
+    const chosen = new Set(conversation.labels || []);
+    menu.replaceChildren(...(state.labels.size ? [...state.labels.values()].map((label) => el("label", {
+      class: "label-option" },
+    el("input", { type: "checkbox", checked: chosen.has(label.id), "data-testid": "label-option",
+      "data-label-id": label.id, onchange: (event) => toggleLabel(conversation.id, label.id, event.target.checked) }),
+    el("span", { class: "label-chip", style: `--label: ${label.color}`, text: label.name })))
+      : [el("p", { class: "hint", text: t("no_labels") })]));
+  }
+
+  function toggleLabelMenu(open) {
+    const menu = $("[data-testid=label-menu]");
+    menu.hidden = !open;
+    $("[data-testid=label-edit]").setAttribute("aria-expanded", open ? "true" : "false");
+    const entry = state.conversations.get(state.selectedId);
+    if (open && entry) {
+      renderLabelBar(entry.data);
+      const first = menu.querySelector("input");
+      if (first) first.focus();
+    }
+  }
+
+  async function toggleLabel(conversationId, labelId, on) {
+    const entry = state.conversations.get(conversationId);
+    if (!entry) return;
+    const current = entry.data.labels || [];
+    const labels = on ? [...new Set([...current, labelId])] : current.filter((id) => id !== labelId);
+    const restSince = since();
+    try {
+      upsertConversation(await request("PATCH", `${API}/conversations/${conversationId}/`, { json: { labels } }),
+        undefined, restSince);
+    } catch (error) {
+      toast(error.message);
+    }
+    scheduleRender();
+  }
+
+  // ------------------------------------------------------------------ canned responses: "/" in the reply box
+
+  const canned = { open: false, query: "", items: [], index: 0 };
+
+  /** The "/name" being typed at the start of the reply box, or null. */
+  function cannedQuery(box) {
+    const match = /^\/([^\s/]*)$/.exec(box.value.slice(0, box.selectionStart));
+    return match && state.composerMode === "reply" ? match[1].toLowerCase() : null;
+  }
+
+  async function updateCannedMenu(box) {
+    const query = cannedQuery(box);
+    if (query === null) {
+      closeCanned();
+      return;
+    }
+    if (state.canned === null) {
+      state.canned = [];
+      try {
+        state.canned = (await request("GET", `${API}/canned-responses/?page_size=100`)).results || [];
+      } catch (error) {
+        state.canned = null;
+        return;
+      }
+    }
+    canned.open = true;
+    canned.query = query;
+    canned.items = state.canned.filter((item) => item.name.toLowerCase().includes(query) ||
+      item.text.toLowerCase().includes(query)).slice(0, 8);
+    canned.index = Math.min(canned.index, Math.max(0, canned.items.length - 1));
+    renderCanned();
+  }
+
+  function renderCanned() {
+    const menu = $("[data-testid=canned-menu]");
+    menu.hidden = !canned.open;
+    if (!canned.open) return;
+    menu.replaceChildren(...(canned.items.length ? canned.items.map((item, index) => el("li", {
+      role: "option", class: "canned-item" + (index === canned.index ? " active" : ""),
+      "aria-selected": index === canned.index ? "true" : "false", "data-testid": "canned-option",
+      onmousedown: (event) => { event.preventDefault(); insertCanned(item); } },
+    el("strong", { text: "/" + item.name }), el("span", { class: "canned-text", text: item.text })))
+      : [el("li", { class: "canned-empty", text: t("canned_none") })]));
+  }
+
+  function closeCanned() {
+    canned.open = false;
+    canned.index = 0;
+    renderCanned();
+  }
+
+  async function insertCanned(item) {
+    const id = state.selectedId;
+    const box = $("[data-testid=reply-box]");
+    closeCanned();
+    let text = item.text;
+    try {
+      text = (await request("POST", `${API}/canned-responses/${item.id}/fill/`, { json: { conversation: id } })).text;
+    } catch (error) {
+      toast(error.message); // the unfilled text is still better than nothing
+    }
+    if (id !== state.selectedId) return;
+    box.value = text + box.value.slice(box.selectionStart);
+    box.setSelectionRange(text.length, text.length);
+    autoGrow(box);
+    box.focus();
+    const entry = state.conversations.get(id);
+    renderComposer(entry ? entry.data : null);
+  }
+
+  /** The reply box's keys while the menu is open: arrows choose, Enter or Tab inserts, Escape closes. */
+  function cannedKey(event) {
+    if (!canned.open) return false;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      const step = event.key === "ArrowDown" ? 1 : -1;
+      canned.index = (canned.index + step + canned.items.length) % Math.max(1, canned.items.length);
+      renderCanned();
+    } else if ((event.key === "Enter" || event.key === "Tab") && canned.items[canned.index]) {
+      insertCanned(canned.items[canned.index]);
+    } else if (event.key === "Escape") {
+      closeCanned();
+    } else {
+      return false;
+    }
+    event.preventDefault();
+    event.stopPropagation();
+    return true;
+  }
+
   // ------------------------------------------------------------------ sending a file (picker, drop, paste)
 
   async function sendFile(file) {
@@ -2235,6 +2401,7 @@
 
     const box = $("[data-testid=reply-box]");
     box.addEventListener("keydown", (event) => {
+      if (cannedKey(event)) return;
       if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.isComposing && event.keyCode !== 229) {
         event.preventDefault();
         sendReply();
@@ -2244,6 +2411,7 @@
       }
     });
     box.addEventListener("input", () => {
+      updateCannedMenu(box);
       autoGrow(box);
       if (state.replyError) state.replyError = "";
       const entry = state.conversations.get(state.selectedId);
@@ -2255,6 +2423,10 @@
     });
     setupTemplatePicker();
     setupAttachments();
+    $("[data-testid=label-filter]").addEventListener("change", (event) => setLabelFilter(event.target.value));
+    $("[data-testid=label-edit]").addEventListener("click", () =>
+      toggleLabelMenu($("[data-testid=label-menu]").hidden));
+    box.addEventListener("blur", () => setTimeout(closeCanned, 150));
 
     const messages = $("[data-testid=message-list]");
     messages.addEventListener("scroll", () => {
@@ -2318,6 +2490,10 @@
         if (state.selectedId === null) return;
         event.preventDefault();
         setStatus("resolved");
+      } else if (key === "l") {
+        if (state.selectedId === null) return;
+        event.preventDefault();
+        toggleLabelMenu(true);
       } else if (key === "?") {
         event.preventDefault();
         openHelp();
