@@ -1586,6 +1586,7 @@
     }
     avatarSlot.replaceChildren(avatar(conversation, "large"));
     renderLabelBar(conversation);
+    renderContactPanel();
     const name = contactName(conversation.contact);
     const number = contactNumber(conversation.contact);
     title.textContent = name;
@@ -2266,6 +2267,215 @@
     return true;
   }
 
+  // ------------------------------------------------------------------ search: one box for messages, names, numbers
+
+  const search = { query: "", timer: null, seq: 0, results: [], next: null, count: 0, loading: false };
+
+  function onSearchInput(value) {
+    clearTimeout(search.timer);
+    search.query = value.trim();
+    if (search.query.length < 2) {
+      showSearch(false);
+      return;
+    }
+    search.timer = setTimeout(() => runSearch(false), 300);
+  }
+
+  async function runSearch(more) {
+    const seq = ++search.seq;
+    const query = new URLSearchParams({ q: search.query });
+    if (state.filter) query.set("status", state.filter);
+    if (state.label !== null) query.set("label", String(state.label));
+    search.loading = true;
+    showSearch(true);
+    try {
+      const page = await request("GET", more && search.next ? search.next : `${API}/search/?${query}`);
+      if (seq !== search.seq) return;
+      search.results = more ? [...search.results, ...page.results] : page.results;
+      search.next = pathOf(page.next);
+      search.count = page.count;
+    } catch (error) {
+      if (seq === search.seq) toast(error.message);
+    } finally {
+      if (seq === search.seq) {
+        search.loading = false;
+        showSearch(true);
+      }
+    }
+  }
+
+  /** `text` with the hit's places marked (built as DOM: the text stays text). */
+  function marked(text, spans) {
+    const parts = [];
+    let at = 0;
+    for (const [start, end] of [...(spans || [])].sort((a, b) => a[0] - b[0])) {
+      if (start < at) continue;
+      if (start > at) parts.push(text.slice(at, start));
+      parts.push(el("mark", { text: text.slice(start, end) }));
+      at = end;
+    }
+    parts.push(text.slice(at));
+    return parts;
+  }
+
+  /** A window of the text around its first mark, so that a long message shows where it matched. */
+  function excerpt(text, spans) {
+    const first = spans && spans.length ? spans[0][0] : 0;
+    const start = Math.max(0, first - 40);
+    const shifted = (spans || []).map(([a, b]) => [a - start, b - start]).filter(([a]) => a >= 0);
+    return [start > 0 ? "…" : "", ...marked(text.slice(start, start + 160), shifted),
+      text.length > start + 160 ? "…" : ""];
+  }
+
+  function showSearch(on) {
+    const box = $("[data-testid=search-results]");
+    box.hidden = !on;
+    $("[data-testid=conversation-list]").hidden = on;
+    $("[data-testid=conversation-list-footer]").hidden = on;
+    if (!on) {
+      search.results = [];
+      return;
+    }
+    const rows = search.results.map((hit) => {
+      const conversation = hit.conversation;
+      const text = hit.message ? hit.message.text || "" : contactName(conversation.contact);
+      const at = hit.message ? hit.message.created_at : conversation.last_message_at;
+      return el("a", { class: "search-hit" + (conversation.id === state.selectedId ? " active" : ""),
+        href: `#c=${conversation.id}`, "data-testid": "search-result", "data-conversation-id": conversation.id,
+        "data-match": hit.match, onclick: (event) => { event.preventDefault(); select(conversation.id); } },
+      el("span", { class: "conv-row" },
+        el("span", { class: "conv-name", text: contactName(conversation.contact) }),
+        el("time", { class: "conv-time", datetime: at || "", text: relativeTime(at) })),
+      el("span", { class: "search-text", "data-testid": "search-snippet" },
+        ...(hit.message ? excerpt(text, hit.highlights) : [t("search_contact_match"), " ", ...marked(text, hit.highlights)])));
+    });
+    box.replaceChildren(
+      el("p", { class: "search-count", "data-testid": "search-count",
+        text: search.loading && !search.results.length ? t("searching") : t("search_count", { n: search.count }) }),
+      ...rows,
+      search.next ? el("button", { type: "button", class: "btn small ghost", "data-testid": "search-more",
+        text: t("search_more"), onclick: () => runSearch(true) }) : null);
+  }
+
+  // ------------------------------------------------------------------ the contact panel
+
+  const contactPanel = { open: false, conversationId: null, tickets: [], error: "" };
+
+  function toggleContactPanel(open) {
+    contactPanel.open = open;
+    $("[data-testid=contact-panel]").hidden = !open;
+    $("[data-testid=contact-toggle]").setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) {
+      contactPanel.conversationId = null; // loads afresh
+      renderContactPanel();
+      $("[data-testid=contact-name]").focus();
+    }
+  }
+
+  async function loadContactTickets(conversationId) {
+    try {
+      const page = await request("GET", `${API}/tickets/?conversation=${conversationId}&page_size=20`);
+      if (contactPanel.conversationId === conversationId) contactPanel.tickets = page.results || [];
+    } catch (error) {
+      contactPanel.tickets = [];
+    }
+    renderContactPanel();
+  }
+
+  function renderContactPanel() {
+    if (!contactPanel.open) return;
+    const entry = state.conversations.get(state.selectedId);
+    if (!entry) return;
+    const conversation = entry.data;
+    const contact = conversation.contact || {};
+    if (contactPanel.conversationId !== conversation.id) {
+      contactPanel.conversationId = conversation.id;
+      contactPanel.tickets = [];
+      contactPanel.error = "";
+      loadContactTickets(conversation.id);
+    }
+    const name = $("[data-testid=contact-name]");
+    if (document.activeElement !== name) name.value = contact.name || "";
+    const fact = (label, value, testid) => value ? [el("dt", { text: label }),
+      el("dd", { "data-testid": testid, text: value })] : [];
+    $("[data-testid=contact-facts]").replaceChildren(
+      ...fact(t("contact_number"), contact.wa_id ? "+" + contact.wa_id : "", "contact-number"),
+      ...fact(t("contact_username"), contact.username ? "@" + contact.username : "", "contact-username"),
+      ...fact(t("contact_bsuid"), contact.user_id, "contact-bsuid"),
+      ...fact(t("contact_marketing"), contact.marketing === "stop" ? t("marketing_stopped")
+        : contact.marketing === "resume" ? t("contact_marketing_resumed") : "", "contact-marketing"),
+      ...fact(t("contact_opted_in"), contact.opted_in_at ? fullFormat.format(ms(contact.opted_in_at)) : "", "contact-opted-in"),
+      ...fact(t("contact_opted_out"), contact.opted_out_at ? fullFormat.format(ms(contact.opted_out_at)) : "",
+        "contact-opted-out"));
+    const attributes = Object.entries(contact.attributes || {});
+    $("[data-testid=contact-attributes]").replaceChildren(...(attributes.length ? attributes.map(([key, value]) =>
+      el("div", { class: "cp-attribute", "data-testid": "contact-attribute", "data-key": key },
+        el("span", { class: "cp-key", text: key }), el("span", { class: "cp-value", text: value }),
+        el("button", { type: "button", class: "icon-btn", "aria-label": t("contact_remove_attribute", { key }),
+          text: "×", onclick: () => saveContact({ attributes: { [key]: null } }) })))
+      : [el("p", { class: "hint", text: t("contact_no_attributes") })]));
+    const error = $("[data-testid=contact-error]");
+    error.textContent = contactPanel.error;
+    error.hidden = !contactPanel.error;
+    $("[data-testid=contact-tickets]").replaceChildren(...contactPanel.tickets.map((ticket) => el("li", {
+      "data-testid": "contact-ticket" },
+    el("span", { class: "status-chip " + statusOfTicket(ticket.status), text: t("status_" + statusOfTicket(ticket.status)) }),
+    " #" + ticket.id + " · " + (ticket.created_at ? fullFormat.format(ms(ticket.created_at)) : ""))));
+  }
+
+  async function saveContact(changes) {
+    const entry = state.conversations.get(state.selectedId);
+    if (!entry || !entry.data.contact) return;
+    contactPanel.error = "";
+    const restSince = since();
+    try {
+      const contact = await request("PATCH", `${API}/contacts/${entry.data.contact.id}/`, { json: changes });
+      const current = state.conversations.get(entry.data.id);
+      if (current) upsertConversation({ ...current.data, contact }, undefined, restSince);
+    } catch (error) {
+      contactPanel.error = error.message;
+    }
+    renderContactPanel();
+    scheduleRender();
+  }
+
+  function setupContactPanel() {
+    $("[data-testid=contact-toggle]").addEventListener("click", () => toggleContactPanel(!contactPanel.open));
+    $("[data-testid=contact-close]").addEventListener("click", () => toggleContactPanel(false));
+    const name = $("[data-testid=contact-name]");
+    const saveName = () => {
+      const entry = state.conversations.get(state.selectedId);
+      const current = entry && entry.data.contact ? entry.data.contact.name || "" : "";
+      if (name.value.trim() !== current) saveContact({ name: name.value });
+    };
+    name.addEventListener("change", saveName);
+    name.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        saveName();
+      }
+    });
+    $("[data-testid=attribute-form]").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const key = $("[data-testid=attribute-key]");
+      const value = $("[data-testid=attribute-value]");
+      if (!key.value.trim() || !value.value.trim()) return;
+      saveContact({ attributes: { [key.value.trim()]: value.value.trim() } });
+      key.value = "";
+      value.value = "";
+      key.focus();
+    });
+    const box = $("[data-testid=search-box]");
+    box.addEventListener("input", () => onSearchInput(box.value));
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        box.value = "";
+        onSearchInput("");
+        box.blur();
+      }
+    });
+  }
+
   // ------------------------------------------------------------------ sending a file (picker, drop, paste)
 
   async function sendFile(file) {
@@ -2423,6 +2633,7 @@
     });
     setupTemplatePicker();
     setupAttachments();
+    setupContactPanel();
     $("[data-testid=label-filter]").addEventListener("change", (event) => setLabelFilter(event.target.value));
     $("[data-testid=label-edit]").addEventListener("click", () =>
       toggleLabelMenu($("[data-testid=label-menu]").hidden));
@@ -2494,6 +2705,10 @@
         if (state.selectedId === null) return;
         event.preventDefault();
         toggleLabelMenu(true);
+      } else if (key === "c") {
+        if (state.selectedId === null) return;
+        event.preventDefault();
+        toggleContactPanel(!contactPanel.open);
       } else if (key === "?") {
         event.preventDefault();
         openHelp();
