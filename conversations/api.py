@@ -166,7 +166,12 @@ class ConversationMessagesViewSet(mixins.ListModelMixin, viewsets.GenericViewSet
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return _list_of_conversation(self, request, *args, **kwargs)
 
-    @extend_schema(request=ReplySerializer, responses={201: MessageSerializer, **error_responses(400, 409)})
+    # The schema documents the JSON body; a file comes as multipart (described below), which the development
+    # server (daphne) refuses with an empty 400 when malformed, before the API sees it.
+    @extend_schema(
+        request={"application/json": ReplySerializer},
+        responses={201: MessageSerializer, **error_responses(400, 409)},
+    )
     def create(self, request: Request, conversation_pk: str) -> Response:
         """Reply with free text (`{"text"}`; refused with 409 outside the 24-hour customer-service window), a file
         (multipart: `file` and an optional `caption`; checked against WhatsApp's types and sizes, 400

@@ -835,6 +835,8 @@ def test_a_change_records_a_ticket_and_a_conversation_frame(db, acme_number, ali
             "opted_out_at": None,
             "marketing": "",
             "marketing_changed_at": None,
+            "attributes": {},
+            "labels": [],
         },
         "number": {"id": acme_number.pk, "display_number": ACME["display"]},
         "status": "open",
@@ -843,6 +845,7 @@ def test_a_change_records_a_ticket_and_a_conversation_frame(db, acme_number, ali
         "last_inbound_at": iso(t0),
         "window_expires_at": iso(t0 + timedelta(hours=24)),
         "unread_count": 1,
+        "labels": [],
         "ticket": {
             "id": ticket.pk,
             "status": "open",
