@@ -7,6 +7,11 @@ Every database call opens the tenant's schema itself (or names it): Channels run
 process, so each call queues behind every other socket's; a handshake makes one (socket_access.admit: tenant,
 credential, user, membership and last event id in one statement), a resume one.
 
+Presence is not in the log: a client says `{"type": "presence", "conversation": <id> | null, "typing": bool}`
+when it opens a conversation, types, or every 20 seconds while it stays; the others of the tenant get
+`{"type": "presence", "user": <id>, "conversation", "typing"}` (no id: nothing to resume), and
+`"conversation": null` when the socket closes. A client drops what it has not heard again within a minute.
+
 A socket ends (close code 4401, nothing sent after it) when its user loses access: deactivated, signed out
 everywhere, password changed (the actions publish to the user's group `user.<id>` and, with the user's id, to
 the groups of the user's tenants) or membership of this tenant removed; as a safety net it also re-checks user,
@@ -19,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -44,6 +50,7 @@ R = TypeVar("R")
 
 REPLAY_PAGE = 500
 HEALTH_FRAMES = "health."
+PRESENCE_REPEAT = 1.0  # seconds: the same presence again sooner is not broadcast (a client's loop, or spam)
 ACCESS_REVOKED = 4401  # close code: the user may no longer read this inbox; reconnecting will be refused
 
 
@@ -185,6 +192,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     last_sent_id: int
     user_id: int | None = None  # once admitted
     sees_health = False  # a supervisor or admin (health.* frames)
+    last_presence: tuple[int | None, bool] | None = None
+    last_presence_at = 0.0
     ended = False
     recheck_task: asyncio.Task[None] | None = None
 
@@ -253,6 +262,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         raise StopConsumer()
 
     async def disconnect(self, code: int) -> None:
+        if self.user_id is not None and self.last_presence is not None:
+            await self._announce(None, False)  # gone: the others stop showing this agent here
         await self._leave_groups()
         if self.recheck_task is not None:
             self.recheck_task.cancel()
@@ -328,8 +339,44 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
                 await self._catch_up()
         elif content.get("type") == "ping":
             await self.send_json({"type": "pong"})
+        elif content.get("type") == "presence":
+            conversation, typing = content.get("conversation"), content.get("typing", False)
+            valid_id = conversation is None or (
+                isinstance(conversation, int)
+                and not isinstance(conversation, bool)
+                and 0 < conversation < 2**63
+            )
+            if not valid_id or not isinstance(typing, bool):
+                await self._error(
+                    "invalid_frame", "presence needs `conversation` (an id or null), `typing` (bool)."
+                )
+                return
+            now = time.monotonic()
+            if self.last_presence == (conversation, typing) and now - self.last_presence_at < PRESENCE_REPEAT:
+                return  # the same again, sooner than a refresh needs: not worth a broadcast
+            self.last_presence, self.last_presence_at = (conversation, typing), now
+            await self._announce(conversation, typing)
         else:
             await self._error("unknown_type", f"Unknown frame type {content.get('type')!r}.")
+
+    async def _announce(self, conversation: int | None, typing: bool) -> None:
+        await self.channel_layer.group_send(
+            live.inbox_group(self.schema_name),
+            {"type": "presence.update", "user": self.user_id, "conversation": conversation, "typing": typing},
+        )
+
+    async def presence_update(self, message: dict[str, Any]) -> None:
+        """Another agent's presence (never this socket's own user's: their other tabs know)."""
+        if self.ended or message.get("user") == self.user_id:
+            return
+        await self.send_json(
+            {
+                "type": "presence",
+                "user": message["user"],
+                "conversation": message["conversation"],
+                "typing": message["typing"],
+            }
+        )
 
     async def inbox_event(self, message: dict[str, Any]) -> None:
         if self.ended:

@@ -193,6 +193,8 @@ def inbox_strings() -> dict[str, str]:
         "media_downloading": _("Downloading from WhatsApp…"),
         "no_labels": _("No labels yet: supervisors and admins make them (API /api/v1/labels/)."),
         "search_contact_match": _("Contact:"),
+        "presence_viewing": _("%(name)s is here too"),
+        "presence_typing": _("%(name)s is typing…"),
         "searching": _("Searching…"),
         "search_count": _("%(n)s found"),
         "search_more": _("More results"),

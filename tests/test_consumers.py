@@ -315,6 +315,52 @@ async def test_health_alerts_reach_supervisors_and_admins_but_not_agents(tokens)
         assert await agent.receive_nothing(timeout=0.5)
 
 
+async def test_presence_reaches_the_other_agents_of_the_tenant_only_and_ends_with_the_socket(tokens):
+    sam = await sync_to_async(_token_of)("sam@acme.test")
+    alice_id = await sync_to_async(lambda: _user_id("alice@acme.test"))()
+    async with (
+        inbox(ACME["domain"], sam) as (watcher, _),
+        inbox(GLOBEX["domain"], tokens["bob"]) as (stranger, _),
+    ):
+        communicator = socket(ACME["domain"], tokens["alice"])
+        assert (await communicator.connect(timeout=FRAME_TIMEOUT))[0]
+        await communicator.receive_json_from(timeout=FRAME_TIMEOUT)  # ready
+
+        # when alice opens conversation 42 and types
+        await communicator.send_json_to({"type": "presence", "conversation": 42, "typing": True})
+
+        # then sam hears it, bob (another tenant) and alice herself do not
+        assert await watcher.receive_json_from(timeout=FRAME_TIMEOUT) == {
+            "type": "presence",
+            "user": alice_id,
+            "conversation": 42,
+            "typing": True,
+        }
+        assert await stranger.receive_nothing(timeout=0.3)
+        assert await communicator.receive_nothing(timeout=0.3)
+
+        # the same again at once is not broadcast; a bad frame is refused and the socket stays
+        await communicator.send_json_to({"type": "presence", "conversation": 42, "typing": True})
+        assert await watcher.receive_nothing(timeout=0.3)
+        await communicator.send_json_to({"type": "presence", "conversation": "42", "typing": True})
+        assert (await communicator.receive_json_from(timeout=FRAME_TIMEOUT))["code"] == "invalid_frame"
+
+        # when alice's socket closes, sam hears she left
+        await communicator.disconnect()
+        assert await watcher.receive_json_from(timeout=FRAME_TIMEOUT) == {
+            "type": "presence",
+            "user": alice_id,
+            "conversation": None,
+            "typing": False,
+        }
+
+
+def _user_id(email: str) -> int:
+    from helpdesk.tenancy.models import User
+
+    return int(User.objects.get(email=email).pk)
+
+
 async def test_frames_come_with_increasing_ids_in_order(tokens):
     wa_id = fresh_wa_id()
     async with inbox(ACME["domain"], tokens["alice"]) as (ws, ready):

@@ -419,6 +419,8 @@
       const serverLast = Number(frame.last_event_id) || 0;
       socket.attempt = 0;
       setConnection("live");
+      presence.sent = null;
+      announcePresence(false);
       if (!state.synced) {
         if (state.pageReadyId === null) state.pageReadyId = serverLast;
         state.lastEventId = serverLast;
@@ -440,6 +442,10 @@
       return;
     }
     if (frame.type === "pong" || frame.type === "error") return;
+    if (frame.type === "presence") {
+      onPresence(frame);
+      return;
+    }
     if (typeof frame.id !== "number" || state.lastEventId === null) return;
     if (frame.id <= state.lastEventId) return; // already applied
     if (state.resumeTarget !== null) {
@@ -854,6 +860,8 @@
       state.ticketError = "";
       state.composerMode = "reply"; // a note is always a deliberate choice, per conversation
       closePicker();
+      presence.typing = false;
+      announcePresence(false);
       box.value = state.drafts.get(id) || "";
       autoGrow(box);
       view.stickToBottom = true;
@@ -939,6 +947,7 @@
   function render() {
     renderList();
     renderThread();
+    renderPresence();
     let unread = 0;
     for (const entry of state.conversations.values()) {
       if (!(entry.data.id === state.selectedId && document.visibilityState === "visible")) {
@@ -1566,6 +1575,10 @@
 
   function renderHeader(conversation, missing) {
     renderTicketBar(conversation);
+    if (conversation) {
+      renderLabelBar(conversation); // labels and the contact change apart from what the key below covers
+      renderContactPanel();
+    }
     const header = $("[data-testid=thread-header]");
     const key = JSON.stringify([conversation, missing, state.statusBusy, state.ticketBusy,
       Math.floor(Date.now() / 30000)]);
@@ -1585,8 +1598,6 @@
       return;
     }
     avatarSlot.replaceChildren(avatar(conversation, "large"));
-    renderLabelBar(conversation);
-    renderContactPanel();
     const name = contactName(conversation.contact);
     const number = contactNumber(conversation.contact);
     title.textContent = name;
@@ -2122,6 +2133,8 @@
     select.replaceChildren(select.options[0], ...[...state.labels.values()].map((label) =>
       el("option", { value: label.id, text: label.name })));
     select.value = state.label === null ? "" : String(state.label);
+    const menu = $("[data-testid=label-menu]");
+    if (!menu.hidden) toggleLabelMenu(true); // opened before the labels came: fill it, focus its first one
     scheduleRender();
   }
 
@@ -2265,6 +2278,57 @@
     event.preventDefault();
     event.stopPropagation();
     return true;
+  }
+
+  // ------------------------------------------------------------------ presence: who else is here, who is typing
+
+  const PRESENCE_TTL = 60000; // ms: an agent not heard of again for this long has left
+  const presence = { others: new Map(), sent: null, typingTimer: null, typing: false };
+
+  /** Tell the others which conversation this agent has open, and whether they are typing in it. */
+  function announcePresence(typing) {
+    const frame = { type: "presence", conversation: state.selectedId, typing: Boolean(typing && state.selectedId !== null) };
+    const key = JSON.stringify(frame);
+    if (presence.sent === key) return;
+    presence.sent = key;
+    send(socket.ws, frame);
+  }
+
+  function noteTyping() {
+    if (!presence.typing) {
+      presence.typing = true;
+      announcePresence(true);
+    }
+    clearTimeout(presence.typingTimer);
+    presence.typingTimer = setTimeout(() => {
+      presence.typing = false;
+      announcePresence(false);
+    }, 4000);
+  }
+
+  function onPresence(frame) {
+    if (typeof frame.user !== "number") return;
+    if (!presence.others.has(frame.user) && frame.conversation !== null) {
+      presence.sent = null; // someone arrived: tell them where this agent is, without waiting for the refresh
+      announcePresence(presence.typing);
+    }
+    if (frame.conversation === null) presence.others.delete(frame.user);
+    else presence.others.set(frame.user, { conversation: frame.conversation, typing: Boolean(frame.typing), at: Date.now() });
+    renderPresence();
+  }
+
+  function renderPresence() {
+    const node = $("[data-testid=presence]");
+    const now = Date.now();
+    const here = [];
+    for (const [user, seen] of presence.others) {
+      if (now - seen.at > PRESENCE_TTL) presence.others.delete(user);
+      else if (seen.conversation === state.selectedId) here.push([user, seen]);
+    }
+    node.replaceChildren(...here.map(([user, seen]) => el("span", {
+      class: "presence-chip" + (seen.typing ? " typing" : ""), "data-testid": "presence-agent", "data-user": user,
+      "data-typing": seen.typing ? "true" : "false",
+      text: seen.typing ? t("presence_typing", { name: memberName(user) }) : t("presence_viewing", { name: memberName(user) }) })));
   }
 
   // ------------------------------------------------------------------ search: one box for messages, names, numbers
@@ -2621,6 +2685,7 @@
       }
     });
     box.addEventListener("input", () => {
+      if (state.composerMode === "reply" && box.value) noteTyping();
       updateCannedMenu(box);
       autoGrow(box);
       if (state.replyError) state.replyError = "";
@@ -2634,6 +2699,11 @@
     setupTemplatePicker();
     setupAttachments();
     setupContactPanel();
+    setInterval(() => { // refresh this agent's presence for the others, and forget those not heard of
+      presence.sent = null;
+      announcePresence(presence.typing);
+      renderPresence();
+    }, 20000);
     $("[data-testid=label-filter]").addEventListener("change", (event) => setLabelFilter(event.target.value));
     $("[data-testid=label-edit]").addEventListener("click", () =>
       toggleLabelMenu($("[data-testid=label-menu]").hidden));
