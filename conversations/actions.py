@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from conversations.models import (
     ConversationStatus,
     Direction,
     MarketingPreference,
+    Mention,
     Message,
     MessageStatus,
     Note,
@@ -34,7 +36,7 @@ from conversations.models import (
 )
 from conversations.serializers import conversation_data, message_data, note_data
 from helpdesk.tenancy.access import current_schema
-from helpdesk.tenancy.models import User, WhatsAppNumber
+from helpdesk.tenancy.models import Membership, User, WhatsAppNumber
 from tickets import actions as ticket_actions
 from tickets.models import conversation_status_of
 
@@ -862,7 +864,55 @@ def check_add_note(conversation: Conversation, author: User, text: str) -> Note:
             conversation=locked, author_id=author.pk, author_name=author.display_name, text=text
         )
         record_event("note.created", note=note_data(note))
+        for mention in Mention.objects.bulk_create(
+            [Mention(note=note, conversation=locked, user_id=user_id) for user_id in mentioned(text, author)]
+        ):
+            record_event("mention.created", mention=mention_data(mention, note))
     return note
+
+
+MENTION = re.compile(r"(?<![\w@])@([\w][\w.\-]*)", re.UNICODE)
+
+
+def mentioned(text: str, author: User) -> list[int]:
+    """The members of this tenant a note names with @: by their name's first word, their whole name without
+    spaces, or their e-mail's local part (any case). Not the author."""
+    handles = {match.group(1).rstrip(".").casefold() for match in MENTION.finditer(text)}
+    if not handles:
+        return []
+    members = Membership.objects.filter(
+        tenant__schema_name=_schema_name(), user__is_active=True
+    ).select_related("user")
+    found = []
+    for membership in members:
+        user = membership.user
+        names = {user.email.split("@")[0].casefold()}
+        if user.name.strip():
+            names |= {user.name.split()[0].casefold(), "".join(user.name.split()).casefold()}
+        if user.pk != author.pk and names & handles:
+            found.append(int(user.pk))
+    return sorted(found)
+
+
+def mention_data(mention: Mention, note: Note) -> dict[str, Any]:
+    return {
+        "id": mention.pk,
+        "user": mention.user_id,
+        "conversation": mention.conversation_id,
+        "note": note.pk,
+        "author_name": note.author_name,
+        "text": note.text[:300],
+        "created_at": mention.created_at.isoformat(),
+        "read_at": mention.read_at.isoformat() if mention.read_at else None,
+    }
+
+
+def do_mark_mentions_read(user: User, ids: list[int] | None = None) -> int:
+    """The user has seen these mentions of theirs (all of them when `ids` is None)."""
+    mentions = Mention.objects.filter(user_id=user.pk, read_at__isnull=True)
+    if ids is not None:
+        mentions = mentions.filter(pk__in=ids)
+    return mentions.update(read_at=timezone.now())
 
 
 def do_mark_conversation_read(conversation: Conversation) -> Conversation:

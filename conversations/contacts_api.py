@@ -18,11 +18,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import canned_responses, labels, search
-from conversations.models import CannedResponse, Contact, Conversation, ConversationStatus, Label
+from conversations import actions, canned_responses, labels, search
+from conversations.models import CannedResponse, Contact, Conversation, ConversationStatus, Label, Mention
 from conversations.serializers import ContactSerializer, ConversationSerializer, MessageSerializer
 from helpdesk.api_errors import error_responses
-from helpdesk.params import id_param, page_size_param
+from helpdesk.params import id_param, is_id, page_size_param
 from helpdesk.tenancy.access import current_tenant
 from helpdesk.tenancy.permissions import IsSupervisorOrAdmin, IsTenantMember
 
@@ -272,3 +272,33 @@ def _page_link(request: Request, page: int) -> str:
     query = request.query_params.copy()
     query["page"] = str(page)
     return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+
+class MentionsView(APIView):
+    """Your mentions: the private notes in which a colleague named you with @, newest first (`?unread=1`: only
+    those not read yet). POST `{"ids": [...]}` (or `{}`: all) marks them read."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("unread", OpenApiTypes.BOOL)],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        user_id = int(request.user.pk)  # type: ignore[union-attr, arg-type]
+        mentions = Mention.objects.filter(user_id=user_id).select_related("note")
+        if request.query_params.get("unread") in ("1", "true"):
+            mentions = mentions.filter(read_at__isnull=True)
+        rows = list(mentions.order_by("-created_at", "-pk")[:50])
+        unread = Mention.objects.filter(user_id=user_id, read_at__isnull=True).count()
+        return Response({"unread": unread, "results": [actions.mention_data(m, m.note) for m in rows]})
+
+    @extend_schema(
+        request={"application/json": {"type": "object", "properties": {"ids": {"type": "array"}}}},
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400)},
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data if isinstance(request.data, dict) else None
+        ids = data.get("ids") if data is not None else None
+        if data is None or (ids is not None and not (isinstance(ids, list) and all(is_id(i) for i in ids))):
+            raise ValidationError({"ids": "A list of mention ids, or nothing for all of them."})
+        marked = actions.do_mark_mentions_read(request.user, ids)  # type: ignore[arg-type]
+        return Response({"marked": marked})

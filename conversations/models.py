@@ -377,3 +377,20 @@ class CannedResponse(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Mention(models.Model):
+    """A colleague named with @ in a private note: told live, and kept in their notification list until read."""
+
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="mentions")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    user_id = models.BigIntegerField(help_text="tenancy.User id of the one mentioned")
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user_id", "-created_at"], name="mention_recent")]
+        constraints = [models.UniqueConstraint(fields=["note", "user_id"], name="mention_once_per_note")]
+
+    def __str__(self) -> str:
+        return f"@{self.user_id} in note {self.note_id}"

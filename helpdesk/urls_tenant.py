@@ -52,6 +52,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("templates/check/", account_api.TemplateCheckView.as_view(), name="template-check"),
     path("templates/words/", account_api.TemplateWordsView.as_view(), name="template-words"),
     path("search/", contacts_api.SearchView.as_view(), name="search"),
+    path("mentions/", contacts_api.MentionsView.as_view(), name="mentions"),
     path("", include(router.urls)),
 ]
 

@@ -474,6 +474,9 @@
     if (WARNING_FRAMES.has(frame.type) && frame.warning && typeof frame.warning === "object") {
       onWarning(frame);
     }
+    if (frame.type === "mention.created" && frame.mention && typeof frame.mention === "object") {
+      onMention(frame.mention);
+    }
     if (message) {
       const thread = state.threads.get(message.conversation);
       const isNew = thread && !thread.messages.has(message.id);
@@ -500,6 +503,7 @@
   function loadEverything() {
     loadList(true);
     loadLabels();
+    loadMentions();
     loadMembers();
     loadMe();
     if (state.selectedId !== null) {
@@ -2331,6 +2335,66 @@
       text: seen.typing ? t("presence_typing", { name: memberName(user) }) : t("presence_viewing", { name: memberName(user) }) })));
   }
 
+  // ------------------------------------------------------------------ mentions: @name in a colleague's note
+
+  const mentions = { unread: 0, items: [], open: false };
+
+  async function loadMentions() {
+    try {
+      const page = await request("GET", `${API}/mentions/`);
+      mentions.unread = page.unread;
+      mentions.items = page.results || [];
+    } catch (error) {
+      return;
+    }
+    renderMentions();
+  }
+
+  function onMention(mention) {
+    if (!state.me || mention.user !== state.me.id) return; // someone else's
+    mentions.unread += 1;
+    mentions.items = [mention, ...mentions.items.filter((item) => item.id !== mention.id)].slice(0, 50);
+    renderMentions();
+    toast(t("mention_toast", { name: mention.author_name }));
+  }
+
+  function renderMentions() {
+    const count = $("[data-testid=mentions-count]");
+    count.hidden = !mentions.unread;
+    count.textContent = mentions.unread > 99 ? "99+" : String(mentions.unread);
+    const list = $("[data-testid=mentions-list]");
+    list.hidden = !mentions.open;
+    if (!mentions.open) return;
+    list.replaceChildren(...(mentions.items.length ? mentions.items.map((mention) => el("a", {
+      class: "mention-item" + (mention.read_at ? "" : " unread"), href: `#c=${mention.conversation}`,
+      "data-testid": "mention-item", "data-conversation-id": mention.conversation,
+      onclick: (event) => {
+        event.preventDefault();
+        openMention(mention);
+      } },
+    el("strong", { text: t("mention_from", { name: mention.author_name }) }),
+    el("span", { class: "mention-text", text: mention.text }),
+    el("time", { datetime: mention.created_at, text: relativeTime(mention.created_at) })))
+      : [el("p", { class: "hint", text: t("mentions_none") })]));
+  }
+
+  async function openMention(mention) {
+    mentions.open = false;
+    $("[data-testid=mentions-button]").setAttribute("aria-expanded", "false");
+    select(mention.conversation);
+    if (!mention.read_at) {
+      mention.read_at = new Date().toISOString();
+      mentions.unread = Math.max(0, mentions.unread - 1);
+      renderMentions();
+      try {
+        await request("POST", `${API}/mentions/`, { json: { ids: [mention.id] } });
+      } catch (error) {
+        loadMentions();
+      }
+    }
+    renderMentions();
+  }
+
   // ------------------------------------------------------------------ search: one box for messages, names, numbers
 
   const search = { query: "", timer: null, seq: 0, results: [], next: null, count: 0, loading: false };
@@ -2699,6 +2763,11 @@
     setupTemplatePicker();
     setupAttachments();
     setupContactPanel();
+    $("[data-testid=mentions-button]").addEventListener("click", (event) => {
+      mentions.open = !mentions.open;
+      event.currentTarget.setAttribute("aria-expanded", mentions.open ? "true" : "false");
+      renderMentions();
+    });
     setInterval(() => { // refresh this agent's presence for the others, and forget those not heard of
       presence.sent = null;
       announcePresence(presence.typing);
