@@ -2516,14 +2516,16 @@
     if (!entry) return;
     const conversation = entry.data;
     const contact = conversation.contact || {};
-    if (contactPanel.conversationId !== conversation.id) {
+    const name = $("[data-testid=contact-name]");
+    const another = contactPanel.conversationId !== conversation.id;
+    if (another) {
       contactPanel.conversationId = conversation.id;
       contactPanel.tickets = [];
       contactPanel.error = "";
       loadContactTickets(conversation.id);
     }
-    const name = $("[data-testid=contact-name]");
-    if (document.activeElement !== name) name.value = contact.name || "";
+    // Not while the agent types in it (a live update would undo the typing), but always for another contact.
+    if (another || document.activeElement !== name) name.value = contact.name || "";
     const fact = (label, value, testid) => value ? [el("dt", { text: label }),
       el("dd", { "data-testid": testid, text: value })] : [];
     $("[data-testid=contact-facts]").replaceChildren(
