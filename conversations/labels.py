@@ -89,11 +89,14 @@ def do_set_conversation_labels(conversation: Conversation, labels: Any) -> Conve
     wanted = label_ids(labels)
     with transaction.atomic():
         locked = lock_conversation(conversation.pk)
-        if locked.labels != wanted:
+        changed = locked.labels != wanted
+        if changed:
             locked.labels = wanted
             locked.save(update_fields=["labels"])
-            record_event("conversation.updated", conversation=conversation_data(_with_relations(locked)))
-    return _with_relations(locked)
+        shown = _with_relations(locked)
+        if changed:
+            record_event("conversation.updated", conversation=conversation_data(shown))
+    return shown
 
 
 def do_update_contact(contact: Contact, changes: dict[str, Any]) -> Contact:

@@ -65,8 +65,27 @@ class TemplateRefused(ActionError):
         return data
 
 
-def _graph_error(error: graph_api.GraphAPIError) -> dict[str, Any]:
-    return {"code": error.code, "message": error.title + (f" ({error.details})" if error.details else "")}
+def _meta_refused(message: str, error: graph_api.GraphAPIError) -> TemplateRefused:
+    """Meta said no: its words and code for the admin (502 when Meta could not be reached at all)."""
+    return TemplateRefused(
+        message % {"error": error.title},
+        "meta_refused",
+        http_status=502 if error.retryable else 400,
+        error={"code": error.code, "message": error.title + (f" ({error.details})" if error.details else "")},
+    )
+
+
+def _checked_components(draft: dict[str, Any]) -> list[dict[str, Any]]:
+    """The draft's components as Meta takes them, once the content check (with the tenant's own word lists)
+    finds no error; TemplateRefused with the findings otherwise."""
+    findings = template_check.check_template(draft, policy_additions())
+    if template_check.is_blocking(findings):
+        raise TemplateRefused(
+            _("The content check found problems: fix the errors and submit again."),
+            "content_check_failed",
+            findings=findings,
+        )
+    return [dict(c, type=str(c.get("type", "")).upper()) for c in draft["components"]]
 
 
 def variables_of(text: Any) -> list[str]:
@@ -128,14 +147,7 @@ def do_set_policy_words(changes: Any) -> dict[str, list[str]]:
 def do_submit_template(number: WhatsAppNumber, draft: dict[str, Any], user_id: int | None) -> MessageTemplate:
     """Check the draft, keep it, then submit it to Meta (`POST /{waba}/message_templates`). Nothing reaches Meta
     when the check finds an error. A draft Meta refused can be submitted again; a submitted one cannot."""
-    findings = template_check.check_template(draft, policy_additions())
-    if template_check.is_blocking(findings):
-        raise TemplateRefused(
-            _("The content check found problems: fix the errors and submit again."),
-            "content_check_failed",
-            findings=findings,
-        )
-    components = [dict(c, type=str(c.get("type", "")).upper()) for c in draft["components"]]
+    components = _checked_components(draft)
     name, language, category = draft["name"], draft["language"], str(draft["category"]).upper()
     named = _is_named(components)
     with transaction.atomic():
@@ -171,12 +183,7 @@ def do_submit_template(number: WhatsAppNumber, draft: dict[str, Any], user_id: i
         answer = graph_api.create_template(number, body)
     except graph_api.GraphAPIError as error:
         MessageTemplate.objects.filter(pk=template.pk).update(reason_detail=str(error))
-        raise TemplateRefused(
-            _("Meta did not accept the template: %(error)s") % {"error": error.title},
-            "meta_refused",
-            http_status=502 if error.retryable else 400,
-            error=_graph_error(error),
-        ) from error
+        raise _meta_refused(_("Meta did not accept the template: %(error)s"), error) from error
     meta_id = str(answer.get("id") or "")[:ID_LENGTH]
     status = str(answer.get("status") or "PENDING").lower()[:32]
     # A status webhook may have overtaken Meta's answer: it wins (the row is no longer a draft).
@@ -222,26 +229,14 @@ def do_edit_template(template: MessageTemplate, changes: Any, user_id: int | Non
             "template_not_editable",
             http_status=409,
         )
-    findings = template_check.check_template(draft, policy_additions())
-    if template_check.is_blocking(findings):
-        raise TemplateRefused(
-            _("The content check found problems: fix the errors and submit again."),
-            "content_check_failed",
-            findings=findings,
-        )
-    components = [dict(c, type=str(c.get("type", "")).upper()) for c in draft["components"]]
+    components = _checked_components(draft)
     body: dict[str, Any] = {"components": components}
     if template.status != TemplateStatus.APPROVED:
         body["category"] = str(draft["category"]).upper()
     try:
         graph_api.edit_template(template.number, template.meta_id, body)
     except graph_api.GraphAPIError as error:
-        raise TemplateRefused(
-            _("Meta did not accept the change: %(error)s") % {"error": error.title},
-            "meta_refused",
-            http_status=502 if error.retryable else 400,
-            error=_graph_error(error),
-        ) from error
+        raise _meta_refused(_("Meta did not accept the change: %(error)s"), error) from error
     MessageTemplate.objects.filter(pk=template.pk).update(
         components=components,
         category=str(draft["category"]).upper(),
@@ -265,12 +260,7 @@ def do_delete_template(template: MessageTemplate) -> None:
             graph_api.delete_template(number, template.name, template.meta_id)
         except graph_api.GraphAPIError as error:
             if error.code != 100:  # 100: Meta has no such template any more, which is what we wanted
-                raise TemplateRefused(
-                    _("Meta did not delete the template: %(error)s") % {"error": error.title},
-                    "meta_refused",
-                    http_status=502 if error.retryable else 400,
-                    error=_graph_error(error),
-                ) from error
+                raise _meta_refused(_("Meta did not delete the template: %(error)s"), error) from error
     MessageTemplate.objects.filter(pk=template.pk).delete()
 
 

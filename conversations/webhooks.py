@@ -686,13 +686,14 @@ def _apply_account_change(change: ChangeWork) -> None:
     # A number-level event without metadata names its number by display number.
     display = "".join(ch for ch in str(change.value.get("display_phone_number") or "") if ch.isdigit())
     named = [n for n in numbers if n.display_number == display] if display else []
-    event = _record_account_event(change, change.field, named[0] if len(named) == 1 else None)
+    number = named[0] if len(named) == 1 else None
+    event = _record_account_event(change, change.field, number)
     if event is None:
         return
     if change.field in message_templates.TEMPLATE_FIELDS:
         message_templates.apply_template_webhook(change.field, change.waba_id, change.value, numbers)
     elif change.field in number_health.HEALTH_FIELDS:
-        number_health.apply_health_webhook(event, named if len(named) == 1 else numbers)
+        number_health.apply_health_webhook(event, [number] if number else numbers)
 
 
 # ------------------------------------------------------------------ the operator's view

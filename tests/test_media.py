@@ -19,10 +19,10 @@ from tests.conftest import (
     ACME,
     GLOBEX,
     GRAPH_URL,
+    deliver_webhook,
     fresh_wa_id,
     issue_token,
     payload,
-    post_webhook,
     retarget,
     tenant_client,
 )
@@ -65,11 +65,6 @@ def meta_has(graph: Any, media_id: str, data: bytes = PNG, url: str = DOWNLOAD_U
     graph.get(url, body=data, content_type="image/png")
 
 
-def deliver(capture: Any, p: dict[str, Any]) -> None:
-    with capture(execute=True):
-        assert post_webhook(p).status_code == 200
-
-
 def stored(wamid: str) -> Message:
     with schema_context("acme"):
         return Message.objects.get(wamid=wamid)
@@ -88,7 +83,7 @@ def test_a_customers_photo_is_downloaded_checked_and_served_to_members_only(
     meta_has(graph, "MEDIA-1")
     p = photo_webhook("MEDIA-1")
 
-    deliver(django_capture_on_commit_callbacks, p)
+    deliver_webhook(django_capture_on_commit_callbacks, p)
 
     message = stored(p["entry"][0]["changes"][0]["value"]["messages"][0]["id"])
     assert (message.media["status"], message.media["size"], message.text) == (
@@ -124,7 +119,7 @@ def test_every_file_of_a_batch_is_downloaded(db, graph, django_capture_on_commit
     for media_id in ("MEDIA-B", "MEDIA-B-1", "MEDIA-B-2"):
         meta_has(graph, media_id, url=f"{DOWNLOAD_URL}{media_id}")
 
-    deliver(django_capture_on_commit_callbacks, p)
+    deliver_webhook(django_capture_on_commit_callbacks, p)
 
     with schema_context("acme"):
         states = [m.media["status"] for m in Message.objects.filter(media__media_id__startswith="MEDIA-B")]
@@ -142,7 +137,7 @@ def test_a_file_that_does_not_match_its_checksum_is_tried_again_then_failed_and_
         json={"url": DOWNLOAD_URL, "mime_type": "image/png", "id": "MEDIA-BAD"},
     )
 
-    deliver(django_capture_on_commit_callbacks, p)
+    deliver_webhook(django_capture_on_commit_callbacks, p)
 
     message = stored(p["entry"][0]["changes"][0]["value"]["messages"][0]["id"])
     assert (message.media["status"], message.media["attempts"]) == ("failed", 6)
@@ -160,7 +155,7 @@ def test_a_download_meta_refuses_fails_at_once_saying_why(db, graph, django_capt
     )
     p = photo_webhook("MEDIA-GONE")
 
-    deliver(django_capture_on_commit_callbacks, p)
+    deliver_webhook(django_capture_on_commit_callbacks, p)
 
     message = stored(p["entry"][0]["changes"][0]["value"]["messages"][0]["id"])
     assert (message.media["status"], message.media["attempts"]) == ("failed", 1)
@@ -171,7 +166,7 @@ def test_a_download_meta_refuses_fails_at_once_saying_why(db, graph, django_capt
 def test_a_download_that_cannot_reach_meta_is_tried_again(db, graph, django_capture_on_commit_callbacks):
     p = photo_webhook("MEDIA-LATER")  # nothing registered: every request fails like a network error
 
-    deliver(django_capture_on_commit_callbacks, p)
+    deliver_webhook(django_capture_on_commit_callbacks, p)
 
     message = stored(p["entry"][0]["changes"][0]["value"]["messages"][0]["id"])
     assert (message.media["status"], message.media["attempts"]) == ("failed", 6)
@@ -313,6 +308,6 @@ def test_a_checksum_written_in_base64_matches_too(db, graph, django_capture_on_c
         hashlib.sha256(PNG).digest()
     ).decode()
 
-    deliver(django_capture_on_commit_callbacks, p)
+    deliver_webhook(django_capture_on_commit_callbacks, p)
 
     assert stored(p["entry"][0]["changes"][0]["value"]["messages"][0]["id"]).media["status"] == "ready"

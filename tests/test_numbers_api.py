@@ -20,10 +20,10 @@ from tests.conftest import (
     GLOBEX,
     GRAPH_URL,
     PASSWORD,
+    deliver_webhook,
     fresh_wa_id,
     issue_token,
     payload,
-    post_webhook,
     public_client,
     receive_text,
     retarget,
@@ -49,13 +49,6 @@ def described(**fields: Any) -> dict[str, Any]:
 
 def admin(ada: Any) -> Any:
     return tenant_client(ACME, issue_token(ada))
-
-
-def deliver(capture: Any, p: dict[str, Any], secret: str = ACME["secret"]) -> Any:
-    with capture(execute=True):
-        response = post_webhook(p, secret=secret)
-    assert response.status_code == 200
-    return response
 
 
 def account_payload(name: str) -> dict[str, Any]:
@@ -125,7 +118,7 @@ def test_an_admin_adds_a_number_whose_signed_webhooks_then_reach_the_inbox(
 
     spec = dict(ACME, pnid=SECOND["phone_number_id"], waba=SECOND["waba_id"], display="15550783999")
     wa_id = fresh_wa_id()
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         retarget(payload("inbound_text.json"), spec, wa_id=wa_id),
         secret=SECOND["app_secret"],
@@ -290,9 +283,9 @@ def test_account_events_are_listed_for_every_number_of_the_account_once_newest_f
 ):
     graph.get(NUMBER_URL, json=described(), status=200)  # the refresh each account webhook triggers
     violation = account_payload("account_update_violation.json")
-    deliver(django_capture_on_commit_callbacks, violation)
-    deliver(django_capture_on_commit_callbacks, violation)  # Meta redelivers
-    deliver(django_capture_on_commit_callbacks, account_payload("phone_number_quality_update.json"))
+    deliver_webhook(django_capture_on_commit_callbacks, violation)
+    deliver_webhook(django_capture_on_commit_callbacks, violation)  # Meta redelivers
+    deliver_webhook(django_capture_on_commit_callbacks, account_payload("phone_number_quality_update.json"))
 
     client = admin(ada)
     events = client.get(f"/api/v1/numbers/{acme_number.pk}/events/").json()["results"]
@@ -319,7 +312,7 @@ def test_a_violation_raises_an_alert_for_supervisors_and_mails_the_admins(
 ):
     graph.get(NUMBER_URL, json=described(), status=200)
 
-    deliver(django_capture_on_commit_callbacks, account_payload("account_update_violation.json"))
+    deliver_webhook(django_capture_on_commit_callbacks, account_payload("account_update_violation.json"))
 
     alerts = tenant_client(ACME, issue_token(sam)).get("/api/v1/alerts/").json()
     assert [(a["kind"], a["level"]) for a in alerts] == [("violation", 3)]
@@ -369,14 +362,14 @@ def test_a_scheduled_disable_is_an_alert_and_a_reinstatement_clears_it(
     graph.get(NUMBER_URL, json=described(), status=200)
     p = account_payload("account_update_disabled.json")
     p["entry"][0]["changes"][0]["value"]["ban_info"]["waba_ban_state"] = "SCHEDULE_FOR_DISABLE"
-    deliver(django_capture_on_commit_callbacks, p)
+    deliver_webhook(django_capture_on_commit_callbacks, p)
     client = tenant_client(ACME, issue_token(sam))
     [alert] = client.get("/api/v1/alerts/").json()
     assert (alert["kind"], alert["level"]) == ("disable", 4)
     assert "will disable the business account on April 17, 2025" in alert["summary"]
 
     p["entry"][0]["changes"][0]["value"]["ban_info"]["waba_ban_state"] = "REINSTATE"
-    deliver(django_capture_on_commit_callbacks, p)
+    deliver_webhook(django_capture_on_commit_callbacks, p)
 
     assert client.get("/api/v1/alerts/").json() == []
 
@@ -403,7 +396,7 @@ def test_the_cost_report_counts_billable_messages_per_day_and_category(
         item = status["entry"][0]["changes"][0]["value"]["statuses"][0]
         item.update(id=wamid, timestamp=str(int(time.time())))
         item["pricing"] = {"billable": billable, "pricing_model": "PMP", "category": category}
-        deliver(django_capture_on_commit_callbacks, status)
+        deliver_webhook(django_capture_on_commit_callbacks, status)
 
     report = admin(ada).get(f"/api/v1/numbers/{acme_number.pk}/costs/").json()
 
@@ -469,7 +462,7 @@ def test_an_account_webhook_reads_the_number_again(
 ):
     graph.get(NUMBER_URL, json=described(quality_rating="YELLOW"), status=200)
 
-    deliver(django_capture_on_commit_callbacks, account_payload("phone_number_quality_update.json"))
+    deliver_webhook(django_capture_on_commit_callbacks, account_payload("phone_number_quality_update.json"))
 
     assert [call.request.url.split("?")[0] for call in graph.calls] == [NUMBER_URL]
     number = WhatsAppNumber.objects.get(pk=acme_number.pk)
@@ -526,7 +519,7 @@ def test_alerts_are_refused_to_agents_other_tenants_and_deactivated_users(
     db, alice, sam, globex, django_capture_on_commit_callbacks, graph
 ):
     graph.get(NUMBER_URL, json=described(), status=200)
-    deliver(django_capture_on_commit_callbacks, account_payload("account_update_violation.json"))
+    deliver_webhook(django_capture_on_commit_callbacks, account_payload("account_update_violation.json"))
     outsider = do_add_member(globex, "gina@globex.test", "admin", PASSWORD, "Gina").user
     with schema_context("acme"):
         alert_id = HealthAlert.objects.get().pk

@@ -13,7 +13,7 @@ from django_tenants.utils import schema_context
 from conversations import actions
 from conversations.models import InboxEvent, Message
 from conversations.serializers import message_data
-from tests.conftest import fresh_wa_id, payload, post_webhook, retarget
+from tests.conftest import deliver_webhook, fresh_wa_id, payload, retarget
 
 NOW = int(time.time())
 
@@ -41,12 +41,6 @@ def status_webhook(name: str, wamid: str, ts: int, status: str | None = None) ->
     if status is not None:
         entry["status"] = status
     return p
-
-
-def deliver(capture: Any, p: dict[str, Any]) -> None:
-    with capture(execute=True):
-        response = post_webhook(p)
-    assert response.status_code == 200
 
 
 def state(message: Message) -> dict[str, Any]:
@@ -80,11 +74,11 @@ def test_statuses_in_order_record_each_step(sent_message, django_capture_on_comm
     events_before = event_count()
 
     # when delivered, then read arrive
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_delivered.json", sent_message.wamid, NOW + 20),
     )
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks, status_webhook("status_read.json", sent_message.wamid, NOW + 30)
     )
 
@@ -107,14 +101,14 @@ def test_statuses_out_of_order_only_move_forward(sent_message, django_capture_on
     events_before = event_count()
 
     # when read arrives first, then delivered, then sent
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks, status_webhook("status_read.json", sent_message.wamid, NOW + 30)
     )
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_delivered.json", sent_message.wamid, NOW + 20),
     )
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks, status_webhook("status_sent.json", sent_message.wamid, NOW + 10)
     )
 
@@ -133,7 +127,7 @@ def test_the_same_status_twice_changes_nothing_and_records_no_second_event(
     sent_message, django_capture_on_commit_callbacks
 ):
     # given a delivered message
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_delivered.json", sent_message.wamid, NOW + 20),
     )
@@ -141,7 +135,7 @@ def test_the_same_status_twice_changes_nothing_and_records_no_second_event(
     events_after_first = event_count()
 
     # when the same status arrives again (with a later timestamp)
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_delivered.json", sent_message.wamid, NOW + 25),
     )
@@ -161,7 +155,7 @@ def test_failed_is_terminal_and_keeps_the_error_of_the_status(
     error = failed["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0]
 
     # when it fails
-    deliver(django_capture_on_commit_callbacks, failed)
+    deliver_webhook(django_capture_on_commit_callbacks, failed)
 
     # then the error code, title and details are kept
     failed_state = {
@@ -178,14 +172,14 @@ def test_failed_is_terminal_and_keeps_the_error_of_the_status(
     events_after_failure = event_count()
 
     # when later receipts arrive (delivered, read, failed again)
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_delivered.json", sent_message.wamid, NOW + 30),
     )
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks, status_webhook("status_read.json", sent_message.wamid, NOW + 40)
     )
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_failed_131047.json", sent_message.wamid, NOW + 50),
     )
@@ -197,14 +191,14 @@ def test_failed_is_terminal_and_keeps_the_error_of_the_status(
 
 def test_failed_after_read_is_ignored(sent_message, django_capture_on_commit_callbacks):
     # given a read message
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks, status_webhook("status_read.json", sent_message.wamid, NOW + 30)
     )
     read_state = state(sent_message)
     events_after_read = event_count()
 
     # when a failure arrives for it
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_failed_131047.json", sent_message.wamid, NOW + 40),
     )
@@ -217,12 +211,12 @@ def test_failed_after_read_is_ignored(sent_message, django_capture_on_commit_cal
 
 
 def test_failed_after_delivered_is_kept(sent_message, django_capture_on_commit_callbacks):
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_delivered.json", sent_message.wamid, NOW + 20),
     )
 
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_failed_131047.json", sent_message.wamid, NOW + 40),
     )
@@ -235,7 +229,7 @@ def test_played_counts_as_read(sent_message, django_capture_on_commit_callbacks)
     before = state(sent_message)
 
     # when the customer plays it
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_read.json", sent_message.wamid, NOW + 30, status="played"),
     )
@@ -253,7 +247,9 @@ def test_a_status_for_an_unknown_wamid_changes_nothing(sent_message, django_capt
         messages_before = sorted(Message.objects.values_list("pk", "status", "wamid"))
 
     # when a status for a message we never sent arrives
-    deliver(django_capture_on_commit_callbacks, status_webhook("status_delivered.json", unknown, NOW + 20))
+    deliver_webhook(
+        django_capture_on_commit_callbacks, status_webhook("status_delivered.json", unknown, NOW + 20)
+    )
 
     # then it is acknowledged and nothing changed
     assert state(sent_message) == before
@@ -274,7 +270,9 @@ def test_a_status_naming_an_inbound_message_changes_nothing(
     events_before = event_count()
 
     # when a status names its wamid
-    deliver(django_capture_on_commit_callbacks, status_webhook("status_read.json", received.wamid, NOW + 20))
+    deliver_webhook(
+        django_capture_on_commit_callbacks, status_webhook("status_read.json", received.wamid, NOW + 20)
+    )
 
     # then it stays as received
     with schema_context("acme"):
@@ -308,7 +306,9 @@ def test_a_status_that_overtakes_the_send_answer_is_applied_when_the_wamid_is_st
         reply = actions.check_send_text_reply(received.conversation, alice, "On its way")
 
     # when Meta's delivered status arrives first
-    deliver(django_capture_on_commit_callbacks, status_webhook("status_delivered.json", wamid, NOW + 5))
+    deliver_webhook(
+        django_capture_on_commit_callbacks, status_webhook("status_delivered.json", wamid, NOW + 5)
+    )
     assert state(reply)["status"] == "queued"
 
     # then storing the send's wamid applies it, and it is not applied again
@@ -332,11 +332,11 @@ def test_statuses_for_wamids_that_never_became_ours_are_dropped_after_a_week(
     from conversations.tasks import sweep_pending_statuses
 
     # given two statuses for unknown wamids, one received eight days ago
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_delivered.json", "wamid.OLD" + secrets.token_hex(6), NOW),
     )
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         status_webhook("status_delivered.json", "wamid.NEW" + secrets.token_hex(6), NOW),
     )

@@ -22,10 +22,10 @@ from tests.conftest import (
     GLOBEX,
     GRAPH_URL,
     PASSWORD,
+    deliver_webhook,
     fresh_wa_id,
     issue_token,
     payload,
-    post_webhook,
     receive_text,
     tenant_client,
 )
@@ -74,11 +74,6 @@ def template_webhook(meta_id: str, name: str, event: str, **value: Any) -> dict[
         **value,
     )
     return p
-
-
-def deliver(capture: Any, p: dict[str, Any]) -> None:
-    with capture(execute=True):
-        assert post_webhook(p).status_code == 200
 
 
 def stored(template_id: int) -> MessageTemplate:
@@ -222,10 +217,12 @@ def test_status_quality_and_category_webhooks_keep_the_template_current(
     client = admin(ada)
     template_id = submit(client, draft()).json()["id"]
 
-    deliver(django_capture_on_commit_callbacks, template_webhook("880004", "order_shipped", "APPROVED"))
+    deliver_webhook(
+        django_capture_on_commit_callbacks, template_webhook("880004", "order_shipped", "APPROVED")
+    )
     assert stored(template_id).status == "approved"
 
-    deliver(
+    deliver_webhook(
         django_capture_on_commit_callbacks,
         template_webhook(
             "880004", "order_shipped", "PAUSED", other_info={"title": "FIRST_PAUSE", "description": "Paused."}
@@ -240,7 +237,7 @@ def test_status_quality_and_category_webhooks_keep_the_template_current(
     quality = payload("template_quality_update.json")
     quality["entry"][0]["id"] = ACME["waba"]
     quality["entry"][0]["changes"][0]["value"].update(message_template_id=880004)
-    deliver(django_capture_on_commit_callbacks, quality)
+    deliver_webhook(django_capture_on_commit_callbacks, quality)
     assert stored(template_id).quality == "yellow"
 
     category = payload("template_category_update.json")
@@ -253,12 +250,12 @@ def test_status_quality_and_category_webhooks_keep_the_template_current(
         correct_category="MARKETING",
     )
     value.pop("previous_category")
-    deliver(django_capture_on_commit_callbacks, category)
+    deliver_webhook(django_capture_on_commit_callbacks, category)
     assert (stored(template_id).category, stored(template_id).correct_category) == ("UTILITY", "MARKETING")
     value.pop("correct_category")
     value.update(previous_category="UTILITY", new_category="MARKETING")
     category["entry"][0]["time"] += 86400
-    deliver(django_capture_on_commit_callbacks, category)
+    deliver_webhook(django_capture_on_commit_callbacks, category)
     template = stored(template_id)
     assert (template.category, template.previous_category, template.correct_category) == (
         "MARKETING",
@@ -272,7 +269,7 @@ def test_a_rejection_keeps_metas_reason_and_recommendation(db, ada, django_captu
     p["entry"][0]["id"] = ACME["waba"]
     value = p["entry"][0]["changes"][0]["value"]
 
-    deliver(django_capture_on_commit_callbacks, p)  # a template made in Meta's own tools: added
+    deliver_webhook(django_capture_on_commit_callbacks, p)  # a template made in Meta's own tools: added
 
     [item] = admin(ada).get("/api/v1/templates/?status=rejected").json()["results"]
     assert (item["name"], item["language"], item["status"], item["reason_code"], item["category"]) == (
@@ -743,7 +740,7 @@ def test_an_odd_template_webhook_is_kept_in_the_history_and_changes_nothing_else
     odd = template_webhook(template.meta_id, "x" * 600, "DISABLED")
     odd["entry"][0]["changes"][0]["value"]["message_template_id"] = int("9" * 70)
 
-    deliver(django_capture_on_commit_callbacks, odd)
+    deliver_webhook(django_capture_on_commit_callbacks, odd)
 
     assert stored(template.pk).status == "approved"
     with schema_context("acme"):

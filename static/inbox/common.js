@@ -18,6 +18,19 @@
 
   const $ = (selector, scope) => (scope || document).querySelector(selector);
 
+  /** A message template's variables, {{1}} or {{name}}, as conversations/template_check.py reads them. */
+  const TEMPLATE_VARIABLE = /\{\{\s*([^{}]*?)\s*\}\}/g;
+
+  /** The distinct variable names of a template's text, in order of first use. */
+  function templateVariables(text) {
+    return [...new Set([...String(text || "").matchAll(TEMPLATE_VARIABLE)].map((match) => match[1]))];
+  }
+
+  /** The text with each variable replaced by `valueOf(name)`, or left as it is when that gives nothing. */
+  function fillTemplate(text, valueOf) {
+    return String(text || "").replace(TEMPLATE_VARIABLE, (whole, name) => valueOf(name) || whole);
+  }
+
   /** Attributes for el() and svg(): class, text (as text), dataset, style, on<event> listeners, others as attributes. */
   function setAttrs(node, attrs) {
     for (const [key, value] of Object.entries(attrs || {})) {
@@ -231,7 +244,7 @@
   }
 
   window.HelpdeskUI = Object.freeze({
-    SVG_NS, translator, $, setAttrs, el, svg, csrfToken, api, setLanguageSwitch, live,
+    SVG_NS, translator, $, setAttrs, el, svg, csrfToken, api, setLanguageSwitch, live, templateVariables, fillTemplate,
   });
   // After every deferred script: the inbox has said by then that it feeds the live frames itself.
   document.addEventListener("DOMContentLoaded", healthBanners);

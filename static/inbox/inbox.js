@@ -1939,12 +1939,9 @@
   // once the 24-hour window is closed): pick an approved template of the conversation's number, fill its
   // variables, see exactly what the customer will read, send.
 
-  const VARIABLE = /\{\{\s*([^{}]*?)\s*\}\}/g;
   const picker = { conversationId: null, templates: [], values: {}, sending: false, error: "" };
 
-  function variablesIn(text) {
-    return [...new Set([...String(text || "").matchAll(VARIABLE)].map((match) => match[1]))];
-  }
+  const variablesIn = UI.templateVariables;
 
   function partsOf(template) {
     const parts = {};
@@ -1982,7 +1979,7 @@
   }
 
   function filledText(text, prefix) {
-    return String(text || "").replace(VARIABLE, (whole, name) => valueOf(`${prefix}:${name}`) || whole);
+    return UI.fillTemplate(text, (name) => valueOf(`${prefix}:${name}`));
   }
 
   /** What the customer will read, as the server renders it into the thread. */

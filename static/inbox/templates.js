@@ -11,12 +11,12 @@
   const CONFIG = JSON.parse(root.dataset.config || "{}");
   const STRINGS = JSON.parse(document.getElementById("page-strings").textContent);
   const API = "/api/v1/templates/";
-  const VARIABLE = /\{\{\s*([^{}]*?)\s*\}\}/g;
   const EDITABLE = new Set(["approved", "rejected", "paused", "draft"]); // what Meta lets us edit (and drafts)
 
   const UI = window.HelpdeskUI;
   const t = UI.translator(STRINGS);
-  const { $, el, setLanguageSwitch } = UI;
+  const { $, el, setLanguageSwitch, fillTemplate } = UI;
+  const variablesOf = UI.templateVariables;
   const { request } = UI.api(t, { codes: { template_exists: "error_template_exists" } });
 
   const state = { templates: [], buttons: [], examples: {}, checkTimer: null, checkSeq: 0, loadSeq: 0, editing: null };
@@ -152,10 +152,6 @@
     }
   }
 
-  function variablesOf(text) {
-    return [...new Set([...String(text || "").matchAll(VARIABLE)].map((match) => match[1]))];
-  }
-
   const sample = (key, name) => (state.examples[`${key}:${name}`] || "").trim();
 
   function exampleInputs() {
@@ -244,7 +240,7 @@
   }
 
   function filled(text, key) {
-    return String(text || "").replace(VARIABLE, (whole, name) => sample(key, name) || whole);
+    return fillTemplate(text, (name) => sample(key, name));
   }
 
   function renderPreview() {

@@ -311,3 +311,11 @@ def sign_in(page: Page, base_url: str, email: str, next_path: str) -> None:
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
     page.wait_for_url(re.compile(re.escape(next_path)))
+
+
+def sign_in_inbox(page: Page, base_url: str, email: str) -> None:
+    """Signed in on the inbox, its websocket live (frames from now on reach the page)."""
+    from playwright.sync_api import expect
+
+    sign_in(page, base_url, email, "/inbox/")
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")

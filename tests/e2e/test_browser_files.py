@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ACME, PASSWORD, fresh_wa_id, payload, retarget
+from tests.conftest import ACME, fresh_wa_id, payload, retarget
+from tests.e2e.conftest import sign_in_inbox
 
 LIVE = 15_000  # ms
 
@@ -54,15 +55,6 @@ def inbound(
     return p
 
 
-def sign_in_inbox(page: Page, base_url: str) -> None:
-    page.goto(f"{base_url}/login/?next=/inbox/")
-    page.get_by_test_id("login-email").fill("alice@acme.test")
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(re.compile(r"/inbox/"))
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
-
-
 @pytest.mark.browser
 def test_customers_files_are_shown_and_the_agent_sends_files_by_drop_and_picker(
     committed_db: None, live_stack: Any, browser_page: Page
@@ -81,7 +73,7 @@ def test_customers_files_are_shown_and_the_agent_sends_files_by_drop_and_picker(
     )
 
     # Given alice has the inbox open, when a customer sends a photo, a voice note and a PDF
-    sign_in_inbox(page, base_url)
+    sign_in_inbox(page, base_url, "alice@acme.test")
     for p in (
         inbound(
             wa_id, "inbound_image.json", "image", f"PHOTO{tag}", photo, "image/png", caption="bukti transfer"

@@ -11,18 +11,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ACME, PASSWORD, fresh_wa_id, payload, retarget
+from tests.conftest import ACME, fresh_wa_id, payload, retarget
+from tests.e2e.conftest import sign_in_inbox
 
 LIVE = 15_000  # ms: webhook -> Celery worker -> event -> websocket -> page
-
-
-def sign_in(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/login/?next=/inbox/")
-    page.get_by_test_id("login-email").fill(email)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(re.compile(r"/inbox/"))
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
 
 
 def body_of(send: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +33,7 @@ def test_a_customer_message_appears_live_and_the_reply_gets_its_tick(
     reply = f"Maaf atas keterlambatannya, kami cek sekarang ({wa_id})"
 
     # Given alice has the inbox open
-    sign_in(page, base_url, "alice@acme.test")
+    sign_in_inbox(page, base_url, "alice@acme.test")
     page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
 
     # When a new customer writes

@@ -5,7 +5,6 @@ whatever the browser's, the SLA badge counts business time, and the inbox works 
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,20 +19,12 @@ from django_tenants.utils import schema_context
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.conftest import ACME, PASSWORD, fresh_wa_id, payload, retarget
+from tests.e2e.conftest import sign_in_inbox
 from tickets.business_time import BusinessCalendar
 
 LIVE = 15_000  # ms: webhook -> Celery worker -> event -> websocket -> page
 PHONE = {"width": 390, "height": 844}
 T = TypeVar("T")
-
-
-def sign_in(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/login/?next=/inbox/")
-    page.get_by_test_id("login-email").fill(email)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(re.compile(r"/inbox/"))
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
 
 
 def item(page: Page, wa_id: str) -> Locator:
@@ -144,10 +135,10 @@ def test_the_status_tabs_follow_the_tickets_live(
 
     # Given alice works the inbox, and sam watches the Pending tab from his own browser
     alice = browser_page
-    sign_in(alice, base_url, "alice@acme.test")
+    sign_in_inbox(alice, base_url, "alice@acme.test")
     alice.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
     sam = second_page(viewport={"width": 1280, "height": 800})
-    sign_in(sam, base_url, "sam@acme.test")
+    sign_in_inbox(sam, base_url, "sam@acme.test")
     sam.evaluate("window.__sameDocument = true")
     tab(sam, "pending")
     for wa_id in wa_ids:
@@ -222,7 +213,7 @@ def test_times_are_shown_in_the_helpdesks_zone_not_the_browsers(
     # Given a browser in New York (the helpdesk is elsewhere)
     assert str(zone) != "America/New_York"
     page = second_page(viewport={"width": 1280, "height": 800}, timezone_id="America/New_York")
-    sign_in(page, live_stack.base_url(ACME["domain"]), "alice@acme.test")
+    sign_in_inbox(page, live_stack.base_url(ACME["domain"]), "alice@acme.test")
 
     # When alice opens the conversation
     page.goto(f"{live_stack.base_url(ACME['domain'])}/inbox/#c={pk}")
@@ -280,7 +271,7 @@ def test_the_sla_badge_counts_business_time_left_and_shows_the_due_time_on_hover
     assert calendar_left - business_left > 24 * 3600  # the weekend is not business time
     page = second_page(viewport={"width": 1280, "height": 800}, timezone_id="America/New_York")
     page.clock.set_fixed_time(saturday.astimezone(UTC))
-    sign_in(page, live_stack.base_url(ACME["domain"]), "alice@acme.test")
+    sign_in_inbox(page, live_stack.base_url(ACME["domain"]), "alice@acme.test")
     page.goto(f"{live_stack.base_url(ACME['domain'])}/inbox/#c={pk}")
 
     # Then the badge shows the business time left (the clock paused), not the calendar time
@@ -320,7 +311,7 @@ def test_the_inbox_works_390_px_wide(
 
     # Given alice on a phone, 390 px wide
     phone = second_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=3)
-    sign_in(phone, live_stack.base_url(ACME["domain"]), "alice@acme.test")
+    sign_in_inbox(phone, live_stack.base_url(ACME["domain"]), "alice@acme.test")
 
     # Then the list fits the screen: nothing scrolls sideways or is cut off
     conversation = item(phone, wa_id)

@@ -4,14 +4,13 @@ a conversation from the keyboard, filters the list by the label, and answers wit
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ACME, PASSWORD, fresh_wa_id, payload, retarget
-from tests.e2e.conftest import Api
+from tests.conftest import ACME, fresh_wa_id, payload, retarget
+from tests.e2e.conftest import Api, sign_in_inbox
 
 LIVE = 15_000  # ms
 
@@ -38,11 +37,7 @@ def test_an_agent_labels_filters_and_answers_with_a_canned_response(
             assert live_stack.webhook(p).status_code == 200
 
         # Given alice in the inbox, on Rina's conversation
-        page.goto(f"{base_url}/login/?next=/inbox/")
-        page.get_by_test_id("login-email").fill("alice@acme.test")
-        page.get_by_test_id("login-password").fill(PASSWORD)
-        page.get_by_test_id("login-submit").click()
-        page.wait_for_url(re.compile(r"/inbox/"))
+        sign_in_inbox(page, base_url, "alice@acme.test")
         item = page.locator(f"[data-testid=conversation-item][data-wa-id='{vip}']")
         expect(item).to_be_visible(timeout=LIVE)
         item.click()

@@ -10,18 +10,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ACME, PASSWORD, fresh_wa_id, payload, retarget
+from tests.conftest import ACME, fresh_wa_id, payload, retarget
+from tests.e2e.conftest import sign_in_inbox
 
 LIVE = 15_000  # ms
-
-
-def sign_in_inbox(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/login/?next=/inbox/")
-    page.get_by_test_id("login-email").fill(email)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(re.compile(r"/inbox/"))
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
 
 
 @pytest.mark.browser

@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ACME, fresh_wa_id
-from tests.e2e.test_browser_inbox import LIVE, sign_in
+from tests.e2e.conftest import sign_in_inbox
+from tests.e2e.test_browser_inbox import LIVE
 
 
 def change(field: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def test_edits_deletions_reactions_and_phone_replies_show_live_on_their_message(
     committed_db: None, live_stack: Any, browser_page: Page
 ) -> None:
     page = browser_page
-    sign_in(page, live_stack.base_url(ACME["domain"]), "alice@acme.test")
+    sign_in_inbox(page, live_stack.base_url(ACME["domain"]), "alice@acme.test")
     wa_id, now = fresh_wa_id(), int(time.time())
     first, second = "wamid.E" + secrets.token_hex(8), "wamid.E" + secrets.token_hex(8)
 

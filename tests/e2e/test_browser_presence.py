@@ -3,24 +3,19 @@ each other there, and one sees when the other types, so that they do not both an
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ACME, PASSWORD, fresh_wa_id, payload, retarget
+from tests.conftest import ACME, fresh_wa_id, payload, retarget
+from tests.e2e.conftest import sign_in_inbox
 
 LIVE = 15_000  # ms
 
 
 def open_inbox(page: Page, base_url: str, email: str, wa_id: str) -> None:
-    page.goto(f"{base_url}/login/?next=/inbox/")
-    page.get_by_test_id("login-email").fill(email)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(re.compile(r"/inbox/"))
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
+    sign_in_inbox(page, base_url, email)
     page.locator(f"[data-testid=conversation-item][data-wa-id='{wa_id}']").click()
 
 
