@@ -229,8 +229,12 @@ class MessageMediaView(APIView):
             raise NotFound("This message has no file to download (yet).")
         mime = str(stored.get("mime_type") or "application/octet-stream")
         inline = mime.split("/")[0] in ("image", "audio", "video") and mime != "image/svg+xml"
+        try:
+            handle = default_storage.open(str(stored["path"]), "rb")
+        except FileNotFoundError:
+            raise NotFound("The file of this message is missing from the storage.") from None
         response = FileResponse(
-            default_storage.open(str(stored["path"]), "rb"),
+            handle,
             content_type=mime,
             as_attachment=not inline,
             filename=str(stored.get("filename") or f"message-{message.pk}"),

@@ -87,6 +87,11 @@ class MediaRefused(ActionError):
         self.code = code
 
 
+class StorageUnavailable(ActionError):
+    code = "storage_unavailable"
+    http_status = 503
+
+
 # ------------------------------------------------------------------ inbound
 
 
@@ -170,7 +175,16 @@ def do_download(message_id: int) -> Outcome:
         _finish(message_id, {"status": "failed" if final else "pending", "error": mismatch}, notify=final)
         return Outcome(done=final, retry_in=0.0 if final else _backoff(attempts))
     mime = str(described.get("mime_type") or media.get("mime_type") or "application/octet-stream")
-    path = default_storage.save(_path_for(message, mime, str(media.get("filename") or "")), ContentFile(data))
+    try:
+        path = default_storage.save(
+            _path_for(message, mime, str(media.get("filename") or "")), ContentFile(data)
+        )
+    except Exception as error:  # the storage: a bucket's network, credentials or permissions, a full disk
+        log.warning("storing the file of message %s failed: %s", message_id, error)
+        final = attempts >= MAX_DOWNLOAD_ATTEMPTS
+        unstored = _("The file could not be stored.")
+        _finish(message_id, {"status": "failed" if final else "pending", "error": unstored}, notify=final)
+        return Outcome(done=final, retry_in=0.0 if final else _backoff(attempts))
     _finish(
         message_id,
         {
@@ -264,9 +278,15 @@ def check_send_file(
             _("The 24-hour customer service window is closed: WhatsApp only accepts an approved template.")
         )
     filename = (upload.name or f"file{mimetypes.guess_extension(mime) or ''}").replace("/", "_")[-200:]
-    path = default_storage.save(
-        f"media/{current_schema()}/outbound/{secrets.token_hex(12)}-{filename}", upload
-    )
+    try:
+        path = default_storage.save(
+            f"media/{current_schema()}/outbound/{secrets.token_hex(12)}-{filename}", upload
+        )
+    except Exception as error:  # the storage is down or refuses us: nothing was queued, the agent may retry
+        log.warning("storing an agent's file failed: %s", error)
+        raise StorageUnavailable(
+            _("The file could not be stored just now; nothing was sent. Try again.")
+        ) from error
     media = {
         "status": "ready",
         "path": path,
@@ -298,10 +318,16 @@ def content_to_send(message: Message) -> dict[str, Any]:
     media_id = media.get("media_id")
     if not media_id:
         number = message.conversation.number
-        with default_storage.open(str(media["path"]), "rb") as handle:
-            media_id = graph_api.upload_media(
-                number, handle.read(), str(media.get("mime_type")), str(media.get("filename"))
-            )
+        try:
+            with default_storage.open(str(media["path"]), "rb") as handle:
+                data = handle.read()
+        except Exception as error:  # the storage, not Meta: retried like a network error
+            raise graph_api.GraphAPIError(
+                code=None, title="The file could not be read from storage", details=str(error), retryable=True
+            ) from error
+        media_id = graph_api.upload_media(
+            number, data, str(media.get("mime_type")), str(media.get("filename"))
+        )
         with transaction.atomic():
             locked = Message.objects.select_for_update().get(pk=message.pk)
             locked.media = {**(locked.media or {}), "media_id": media_id}

@@ -94,6 +94,7 @@ TICKET_SUMMARY_FIELDS = [
     "reopen_count",
     "response_due_at",
     "resolution_due_at",
+    "csat_score",
 ]
 CONVERSATION_VALUES = [
     "id",
@@ -150,6 +151,7 @@ class TicketSummarySerializer(serializers.Serializer[Any]):
     reopen_count = serializers.IntegerField()
     response_due_at = serializers.DateTimeField(allow_null=True)
     resolution_due_at = serializers.DateTimeField(allow_null=True)
+    csat_score = serializers.IntegerField(allow_null=True, help_text="The customer's rating, 1 to 5, or null")
 
 
 def _ticket_summary(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any] | None:
@@ -165,6 +167,7 @@ def _ticket_summary(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any] | No
         "reopen_count": _int(row["current_ticket__reopen_count"]),
         "response_due_at": moment(row["current_ticket__response_due_at"], zone),
         "resolution_due_at": moment(row["current_ticket__resolution_due_at"], zone),
+        "csat_score": _int(row["current_ticket__csat_score"]),
     }
 
 

@@ -279,6 +279,7 @@ def inbox_strings() -> dict[str, str]:
         "due_resolution": _("Resolution due %(at)s"),
         "overdue_by": _("overdue by %(time)s"),
         "reopened_once": _("Reopened once"),
+        "rated": _("Customer rated %(score)s / 5"),
         "reopened_times": _("Reopened %(n)s times"),
         "resolved_at": _("Resolved %(at)s"),
         "sla_overdue": _("SLA overdue"),
@@ -430,6 +431,18 @@ def reports_strings() -> dict[str, str]:
         "col_resolved": _("Resolved"),
         "col_sla": _("SLA met"),
         "col_windows": _("Windows expired"),
+        "col_csat": _("Satisfaction"),
+        # satisfaction (tickets/satisfaction.py) and the label filter
+        "metric_csat": _("Customer satisfaction"),
+        "satisfied_share": _("satisfied"),
+        "csat_average": _("Average"),
+        "csat_responses": _("Ratings"),
+        "csat_detail": _("%(average)s / 5 · %(n)s ratings"),
+        "def_csat": _(
+            "Answers to the satisfaction question asked when a ticket is resolved: the share of 4 and 5 ratings, "
+            "by the day of the answer, for the agent who resolved the ticket."
+        ),
+        "all_labels": _("All labels"),
     }
 
 

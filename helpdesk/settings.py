@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -161,8 +162,33 @@ CHANNEL_LAYERS = {
 }
 
 # Files of messages (photos, voice notes, documents): Django's storage, the filesystem under var/ unless
-# configured otherwise (STORAGES). Never served from a public path: only through /api/v1/messages/{id}/media/.
+# MEDIA_S3_BUCKET names an S3-compatible bucket (AWS, MinIO, Cloudflare R2, Wasabi, ...; django-storages).
+# Never served from a public path or a bucket URL: only through /api/v1/messages/{id}/media/, which checks the
+# tenant membership and streams the bytes, so the bucket stays private.
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
+MEDIA_S3_BUCKET = env_str("MEDIA_S3_BUCKET")
+STORAGES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},  # Django's default
+}
+if MEDIA_S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_S3_BUCKET,
+            "endpoint_url": env_str("MEDIA_S3_ENDPOINT_URL") or None,  # unset: AWS itself
+            "region_name": env_str("MEDIA_S3_REGION") or None,
+            # Unset: boto3's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, an instance role).
+            "access_key": env_str("MEDIA_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("MEDIA_S3_SECRET_ACCESS_KEY") or None,
+            "location": env_str("MEDIA_S3_PREFIX").strip("/"),  # keys under a prefix (a shared bucket)
+            "default_acl": None,  # no ACL sent: objects stay as private as the bucket
+            "querystring_auth": True,  # a URL the storage makes would be signed and expire (we make none)
+            "file_overwrite": False,  # a name already taken gets a suffix: never another message's file
+            # Reading a file downloads it whole first: past 5 MB into a temporary file, not the process's memory.
+            "max_memory_size": 5 * 1024 * 1024,
+        },
+    }
 
 # E-mail (health alerts to a tenant's admins): SMTP when EMAIL_HOST is set, else printed to the console.
 EMAIL_HOST = env_str("EMAIL_HOST")

@@ -90,6 +90,7 @@ def test_conversation_list_has_the_documented_shape(db, acme_number, alice_api):
                 "reopen_count": 0,
                 "response_due_at": iso(stored.current_ticket.response_due_at),
                 "resolution_due_at": iso(stored.current_ticket.resolution_due_at),
+                "csat_score": None,
             },
             "created_at": iso(stored.created_at),
         }

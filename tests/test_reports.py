@@ -171,6 +171,7 @@ def outcomes(resolved: int = 0, met: int = 0, breached: int = 0, expired: int = 
         "resolved_tickets": resolved,
         "sla": {"met": met, "breached": breached},
         "windows_expired_unanswered": expired,
+        "csat": {"responses": 0, "average": None, "satisfied": 0, "score": None},
     }
 
 
@@ -305,6 +306,7 @@ def test_summary_of_the_history(db, sam, history):
         "timezone": "Asia/Jakarta",
         "agent": None,
         "number": history.number.pk,
+        "label": None,
         # first responses: A 30 min (the bot and the note did not end the wait), B 17 h (2 business hours)
         **times(
             first_response_seconds=stats(31500.0, 31500.0, 55260.0, 2),
@@ -335,6 +337,7 @@ def test_summary_filtered_by_agent(db, sam, alice, history):
         "timezone": "Asia/Jakarta",
         "agent": alice.pk,
         "number": history.number.pk,
+        "label": None,
         **times(
             first_response_seconds=stats(31500.0, 31500.0, 55260.0, 2),
             first_response_business_seconds=stats(4500.0, 4500.0, 6660.0, 2),
@@ -354,6 +357,7 @@ def test_summary_filtered_by_agent(db, sam, alice, history):
         "timezone": "Asia/Jakarta",
         "agent": sam.pk,
         "number": history.number.pk,
+        "label": None,
         **times(
             response_seconds=one(3600.0),
             response_business_seconds=one(3600.0),
@@ -363,6 +367,67 @@ def test_summary_filtered_by_agent(db, sam, alice, history):
         "chat_volume": volume(conversations=3, tickets_opened=3, messages_in=5, messages_out=1),
         **outcomes(resolved=1, met=2, breached=0, expired=0),
     }
+
+
+def label_conversations(*conversation_ids: int) -> int:
+    """A new label of acme on these conversations (through the labels' actions); its id."""
+    from conversations import labels
+
+    with schema_context("acme"):
+        label = labels.do_save_label(None, "VIP " + secrets.token_hex(4), "#d97706")
+        for conversation_id in conversation_ids:
+            labels.do_set_conversation_labels(Conversation.objects.get(pk=conversation_id), [label.pk])
+    return label.pk
+
+
+def test_summary_filtered_by_label(db, sam, alice, history):
+    label = label_conversations(history.conversations["A"], history.conversations["C"])
+    period = {"from": "2026-10-05", "to": "2026-10-07", "number": history.number.pk, "label": label}
+
+    labelled = get(sam, "/api/v1/reports/summary/", **period).json()
+    alices = get(sam, "/api/v1/reports/summary/", **period, agent=alice.pk).json()
+    agents = get(sam, "/api/v1/reports/agents/", **period).json()["results"]
+    days = get(sam, "/api/v1/reports/timeseries/", **period, interval="day").json()["results"]
+
+    # A and C only: B (unlabelled) is in none of the figures
+    assert labelled == {
+        "from": "2026-10-05",
+        "to": "2026-10-07",
+        "timezone": "Asia/Jakarta",
+        "agent": None,
+        "number": history.number.pk,
+        "label": label,
+        **times(
+            first_response_seconds=one(1800.0),
+            first_response_business_seconds=one(1800.0),
+            response_seconds=stats(2700.0, 2700.0, 3420.0, 2),
+            response_business_seconds=stats(2700.0, 2700.0, 3420.0, 2),
+            resolution_seconds=one(9000.0),
+            resolution_business_seconds=one(9000.0),
+        ),
+        # A: three customer messages, the bot's and three replies; C: one customer message
+        "chat_volume": volume(conversations=2, tickets_opened=2, messages_in=4, messages_out=4),
+        # met: A first, A next, A resolution; breached: C first; C's window expired
+        **outcomes(resolved=1, met=3, breached=1, expired=1),
+    }
+    assert alices["chat_volume"] == volume(conversations=2, tickets_opened=2, messages_in=4, messages_out=2)
+    assert alices["first_response_seconds"] == one(1800.0)
+    sent = {row["agent"]["id"]: row["messages_out"] for row in agents}
+    assert (sent[alice.pk], sent[sam.pk]) == (2, 1)
+    assert [day["chat_volume"]["messages_in"] for day in days] == [3, 1, 0]
+    assert [day["windows_expired_unanswered"] for day in days] == [0, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("label", "detail"),
+    [("vip", "`label` must be an id (a whole number)."), ("999999999", "`label`: there is no such label.")],
+)
+def test_a_bad_label_filter_is_refused(db, sam, label, detail):
+    response = get(
+        sam, "/api/v1/reports/summary/", **{"from": "2026-10-05", "to": "2026-10-07", "label": label}
+    )
+
+    assert (response.status_code, response.json()) == (400, {"detail": detail, "code": "invalid"})
 
 
 def test_summary_filtered_by_number(db, sam, history, acme_number):
@@ -379,6 +444,7 @@ def test_summary_filtered_by_number(db, sam, history, acme_number):
         "timezone": "Asia/Jakarta",
         "agent": None,
         "number": acme_number.pk,
+        "label": None,
         **times(),
         "chat_volume": volume(conversations=1, tickets_opened=1, messages_in=1),
         **outcomes(breached=1),
@@ -414,6 +480,7 @@ def test_resolutions_count_on_the_day_they_happened(db, sam, history):
         "timezone": "Asia/Jakarta",
         "agent": None,
         "number": history.number.pk,
+        "label": None,
         **times(),
         "chat_volume": volume(),
         **outcomes(),
@@ -523,7 +590,9 @@ def test_timeseries_per_week_starts_on_monday_and_keeps_to_the_period(db, sam, h
     ).json()
 
     # the whole history is one week, with the summary's figures
-    figures = {k: v for k, v in summary.items() if k not in ("from", "to", "timezone", "agent", "number")}
+    figures = {
+        k: v for k, v in summary.items() if k not in ("from", "to", "timezone", "agent", "number", "label")
+    }
     assert whole["results"] == [{"start": "2026-10-05", **figures}]
     # a period from Wednesday: the first week holds Wednesday's figures only, the next week nothing
     assert clipped["results"] == [

@@ -820,6 +820,9 @@ def test_a_change_records_a_ticket_and_a_conversation_frame(db, acme_number, ali
         "last_customer_message_at": iso(t0),
         "response_due_at": iso(wib(2026, 11, 16, 10)),
         "resolution_due_at": iso(wib(2026, 11, 16, 17)),
+        "csat_asked_at": None,
+        "csat_score": None,
+        "csat_answered_at": None,
         "created_at": iso(after.created_at),
         "updated_at": iso(after.updated_at),
     }
@@ -856,6 +859,7 @@ def test_a_change_records_a_ticket_and_a_conversation_frame(db, acme_number, ali
             "reopen_count": 0,
             "response_due_at": iso(wib(2026, 11, 16, 10)),
             "resolution_due_at": iso(wib(2026, 11, 16, 17)),
+            "csat_score": None,
         },
         "created_at": iso(conversation.created_at),
     }

@@ -20,7 +20,7 @@ from conversations.events import record_event
 from conversations.models import Conversation, Message, SenderKind
 from helpdesk.tenancy.access import current_schema
 from helpdesk.tenancy.models import Membership, Role, Tenant, User
-from tickets import store
+from tickets import satisfaction, store
 from tickets.business_time import BusinessCalendar
 from tickets.models import (
     BusinessHours,
@@ -301,6 +301,13 @@ def on_customer_message(
     _count(day, conversation.number_id, 0, "messages_in")
     if ticket and previous_window_end and previous_window_end < at:
         record_window_expired(rules, ticket, previous_window_end)
+    answer = satisfaction.answer_of(message)
+    if ticket and answer and answer[0] == ticket.pk:  # a rating: kept, and the ticket stays as it is
+        if satisfaction.record_answer(rules, ticket, answer[1], at):
+            store.current().save_ticket(ticket)
+        conversation.current_ticket = ticket
+        conversation.status = conversation_status_of(ticket.status)
+        return ticket
     reopen_window = timedelta(hours=rules.settings.reopen_window_hours)
     if ticket and ticket.status in (TicketStatus.OPEN, TicketStatus.PENDING):
         ticket.status = TicketStatus.OPEN
@@ -444,6 +451,7 @@ def check_update_ticket(
         priority=priority,
         assignee=new_assignee,
         change_assignee=assignee_id is not ...,
+        ask_satisfaction=True,
     )
 
 
@@ -456,8 +464,10 @@ def do_update_ticket(
     assignee: User | None = None,
     change_assignee: bool = False,
     now: datetime | None = None,
+    ask_satisfaction: bool = False,
 ) -> Ticket:
-    """Apply a validated change; `now` is the moment it happens (default: now; imports and seeding pass it)."""
+    """Apply a validated change; `now` is the moment it happens (default: now; imports and seeding pass it).
+    `ask_satisfaction`: a person resolved it, so the customer may be asked to rate the help (satisfaction.py)."""
     from conversations.serializers import conversation_data
     from tickets.serializers import ticket_data
 
@@ -488,6 +498,8 @@ def do_update_ticket(
             store.current().save_ticket(ticket)
             if status_changed:
                 store.current().follow_ticket_status(ticket)  # the inbox tabs follow the ticket
+            if status_changed and ask_satisfaction and ticket.status == TicketStatus.RESOLVED:
+                satisfaction.do_offer(rules, ticket, now)
             if events.enabled():
                 conversation = Conversation.objects.select_related("contact", "number").get(
                     pk=ticket.conversation_id

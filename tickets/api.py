@@ -140,6 +140,9 @@ REPORT_PARAMETERS = [
     OpenApiParameter("to", OpenApiTypes.DATE, required=True, description="last day, included"),
     OpenApiParameter("agent", OpenApiTypes.INT),
     OpenApiParameter("number", OpenApiTypes.INT),
+    OpenApiParameter(
+        "label", OpenApiTypes.INT, description="only conversations that carry this label (a label id)"
+    ),
     OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
 ]
 
@@ -152,7 +155,11 @@ class ReportView(APIView):
         params = request.query_params
         try:
             return reports.Period.parse(
-                params.get("from"), params.get("to"), params.get("agent"), params.get("number")
+                params.get("from"),
+                params.get("to"),
+                params.get("agent"),
+                params.get("number"),
+                params.get("label"),
             )
         except reports.ReportError as error:
             raise ValidationError({"detail": str(error)}) from None

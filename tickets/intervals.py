@@ -23,6 +23,7 @@ import numpy as np
 import psycopg
 from django.db import connection, transaction
 
+from conversations.models import Conversation
 from tickets.models import DailyVolume, ReportingEvent, SealedIntervals
 from tickets.store import MEASURE_COUNTERS
 
@@ -99,21 +100,33 @@ def _fetch_binary(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return binary.fetchall()
 
 
-def _recorded(first: date, last: date, number_id: int | None) -> list[Intervals]:
-    """The intervals dated in [first, last] as recorded in ReportingEvent.
+def of_label(label_id: int | None, column: str = "conversation_id") -> tuple[str, list[Any]]:
+    """The SQL condition (and its parameters) that keeps the rows of conversations carrying a label now (the
+    label's GIN index), or none."""
+    if label_id is None:
+        return "", []
+    return (
+        f" AND {column} IN (SELECT id FROM {Conversation._meta.db_table} WHERE labels @> ARRAY[%s]::bigint[])",  # noqa: S608
+        [label_id],
+    )
+
+
+def _recorded(first: date, last: date, number_id: int | None, label_id: int | None = None) -> list[Intervals]:
+    """The intervals dated in [first, last] as recorded in ReportingEvent (of conversations with a label).
 
     PostgreSQL packs them per measure and day (big-endian, as float8send / int8send write them), in the order of
     the reporting_name_day index, so without a sort; they are split by number here. One statement, so one
     consistent snapshot.
     """
     number, number_params = _of_number(number_id)
+    label, label_params = of_label(label_id)
     rows = _fetch_binary(
         "SELECT name, day, string_agg(int8send(number_id), ''), string_agg(int8send(coalesce(agent_id, 0)), ''),"  # noqa: S608
         " string_agg(float8send(value_seconds), ''), string_agg(float8send(value_business_seconds), '')"
         f" FROM {ReportingEvent._meta.db_table}"
         f" WHERE name IN ('first_response', 'response', 'resolution') AND day BETWEEN %s AND %s"
-        f" AND number_id IS NOT NULL{number} GROUP BY name, day",  # every interval has its ticket's number
-        [first, last, *number_params],
+        f" AND number_id IS NOT NULL{number}{label} GROUP BY name, day",  # every interval has its ticket's number
+        [first, last, *number_params, *label_params],
     )
     found = []
     for name, day, packed_numbers, packed_agents, packed_seconds, packed_business_seconds in rows:
@@ -142,10 +155,24 @@ def _runs(days: set[date]) -> list[tuple[date, date]]:
 
 
 def read(
-    first: date, last: date, number_id: int | None = None, agent_id: int | None = None
+    first: date,
+    last: date,
+    number_id: int | None = None,
+    agent_id: int | None = None,
+    label_id: int | None = None,
 ) -> list[Intervals]:
     """Every interval dated in [first, last] (of one number, of one agent): sealed where the seal is current,
-    as recorded elsewhere."""
+    as recorded elsewhere. Of the conversations with a label: as recorded (a seal does not know labels)."""
+    if label_id is not None:
+        found = _recorded(first, last, number_id, label_id)
+    else:
+        found = _sealed_or_recorded(first, last, number_id)
+    if agent_id is not None:
+        found = [part for part in (whole.of_agent(agent_id) for whole in found) if len(part.seconds)]
+    return found
+
+
+def _sealed_or_recorded(first: date, last: date, number_id: int | None) -> list[Intervals]:
     stale = stale_days(first, last, number_id)
     number, number_params = _of_number(number_id)
     rows = _fetch_binary(
@@ -166,8 +193,6 @@ def read(
     ]
     for run_first, run_last in _runs(stale):
         found += _recorded(run_first, run_last, number_id)
-    if agent_id is not None:
-        found = [part for part in (whole.of_agent(agent_id) for whole in found) if len(part.seconds)]
     return found
 
 

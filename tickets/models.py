@@ -46,6 +46,11 @@ class Priority(models.TextChoices):
     URGENT = "urgent", "Urgent"
 
 
+class CustomerLanguage(models.TextChoices):
+    INDONESIAN = "id", "Bahasa Indonesia"
+    ENGLISH = "en", "English"
+
+
 class SupportSettings(models.Model):
     """The tenant's one row of support settings (the time zone lives on the shared Tenant)."""
 
@@ -53,6 +58,10 @@ class SupportSettings(models.Model):
     window_warning_minutes = models.PositiveIntegerField(default=120)
     sla_warning_percent = models.PositiveSmallIntegerField(default=80)
     auto_assign = models.BooleanField(default=True)
+    # The language of what the helpdesk itself says to customers (the satisfaction question, confirmations).
+    customer_language = models.CharField(max_length=8, choices=CustomerLanguage.choices, default="id")
+    # Ask the customer to rate the help (1 to 5) when a ticket is resolved inside the 24-hour window.
+    csat_enabled = models.BooleanField(default=True)
 
     def __str__(self) -> str:
         return "Support settings"
@@ -133,6 +142,10 @@ class Ticket(models.Model):
     # The 24-hour window end that was warned about / recorded as expired unanswered.
     window_warned_for = models.DateTimeField(null=True, blank=True)
     window_expired_for = models.DateTimeField(null=True, blank=True)
+    # The satisfaction question (tickets/satisfaction.py): when it was queued, and the customer's answer.
+    csat_asked_at = models.DateTimeField(null=True, blank=True)
+    csat_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    csat_answered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -154,7 +167,8 @@ class ReportingEvent(models.Model):
 
     name: `first_response` and `response` (customer wait ended by a human agent reply; every first response is
     also a response), `resolution` (opened -> resolved), `sla` (a target met or breached), `window_expired`
-    (the 24-hour window closed while the customer's last message was unanswered).
+    (the 24-hour window closed while the customer's last message was unanswered), `csat` (a satisfaction answer:
+    `score` 1 to 5, attributed to the agent who resolved the ticket).
     """
 
     name = models.CharField(max_length=32)
@@ -169,6 +183,7 @@ class ReportingEvent(models.Model):
     agent_id = models.BigIntegerField(null=True, blank=True, help_text="tenancy.User id of the acting agent")
     sla_kind = models.CharField(max_length=16, blank=True, default="")
     sla_met = models.BooleanField(null=True)
+    score = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [

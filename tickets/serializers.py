@@ -33,6 +33,9 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
             "last_customer_message_at",
             "response_due_at",
             "resolution_due_at",
+            "csat_asked_at",
+            "csat_score",
+            "csat_answered_at",
             "created_at",
             "updated_at",
         ]

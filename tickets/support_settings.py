@@ -1,5 +1,5 @@
-"""The tenant's support settings as one document (time zone, reopen window, warnings, auto-assignment,
-business hours, holidays, SLA policies): read it, and change it only through `check_update_support_settings`.
+"""The tenant's support settings as one document (time zone, reopen window, warnings, auto-assignment, the
+language we write to customers in, the satisfaction question, business hours, holidays, SLA policies): read it, and change it only through `check_update_support_settings`.
 New values apply to clocks started from then on; running clocks keep the deadlines they were given."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.db import transaction
 from helpdesk.tenancy.access import current_schema
 from helpdesk.tenancy.models import Tenant
 from tickets import actions
-from tickets.models import BusinessHours, Holiday, Priority, SLAPolicy, SupportSettings
+from tickets.models import BusinessHours, CustomerLanguage, Holiday, Priority, SLAPolicy, SupportSettings
 
 SCALARS = {
     "reopen_window_hours": (1, 24 * 30),
@@ -46,6 +46,8 @@ def support_settings_data() -> dict[str, Any]:
         "window_warning_minutes": current.window_warning_minutes,
         "sla_warning_percent": current.sla_warning_percent,
         "auto_assign": current.auto_assign,
+        "customer_language": current.customer_language,
+        "csat_enabled": current.csat_enabled,
         "business_hours": [
             {"weekday": h.weekday, "opens": h.opens.strftime("%H:%M"), "closes": h.closes.strftime("%H:%M")}
             for h in BusinessHours.objects.all()
@@ -160,6 +162,8 @@ def check_update_support_settings(changes: dict[str, Any]) -> dict[str, Any]:
     unknown = set(changes) - {
         "timezone",
         "auto_assign",
+        "customer_language",
+        "csat_enabled",
         "business_hours",
         "holidays",
         "sla_policies",
@@ -179,8 +183,11 @@ def check_update_support_settings(changes: dict[str, Any]) -> dict[str, Any]:
             not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high
         ):
             raise SettingsError(f"{key}: a whole number from {low} to {high}.")
-    if "auto_assign" in changes and not isinstance(changes["auto_assign"], bool):
-        raise SettingsError("auto_assign: true or false.")
+    for flag in ("auto_assign", "csat_enabled"):
+        if flag in changes and not isinstance(changes[flag], bool):
+            raise SettingsError(f"{flag}: true or false.")
+    if "customer_language" in changes and changes["customer_language"] not in CustomerLanguage.values:
+        raise SettingsError(f"customer_language: one of {', '.join(CustomerLanguage.values)}.")
     hours = _hours(changes["business_hours"]) if "business_hours" in changes else None
     holidays = _holidays(changes["holidays"]) if "holidays" in changes else None
     policies = _policies(changes["sla_policies"]) if "sla_policies" in changes else None
@@ -188,7 +195,11 @@ def check_update_support_settings(changes: dict[str, Any]) -> dict[str, Any]:
         actions.ensure_defaults()
         if "timezone" in changes:
             Tenant.objects.filter(schema_name=current_schema()).update(timezone_name=changes["timezone"])
-        scalars = {key: changes[key] for key in (*SCALARS, "auto_assign") if key in changes}
+        scalars = {
+            key: changes[key]
+            for key in (*SCALARS, "auto_assign", "customer_language", "csat_enabled")
+            if key in changes
+        }
         if scalars:
             SupportSettings.objects.filter(pk=SupportSettings.current().pk).update(**scalars)
         if hours is not None:

@@ -1325,6 +1325,14 @@
         nodes.push(chip("document", t("media_not_transferred"), []));
         break;
       case "interactive": {
+        if (message.direction === "out") { // a question we sent (the satisfaction list): its text and choices
+          const rows = ((part.action && part.action.sections) || []).flatMap((section) => section.rows || []);
+          const buttons = ((part.action && part.action.buttons) || []).map((button) => button.reply || {});
+          nodes.push(textBlock((part.body && part.body.text) || message.text || ""));
+          nodes.push(el("ul", { class: "msg-choices", "data-testid": "message-choices" },
+            ...[...rows, ...buttons].map((row) => el("li", { text: row.title || "" }))));
+          break;
+        }
         const kindOfReply = part.type;
         if (kindOfReply === "nfm_reply") { // a WhatsApp Flows form: its fields, one per line
           nodes.push(el("div", { class: "msg-action" }, icon("tap"), t("reply_form")));
@@ -1735,6 +1743,10 @@
     }
     if (!parts.length && !ACTIVE_TICKET.has(ticket.status) && ticket.full && ticket.resolved_at) {
       parts.push(el("span", { class: "due", text: t("resolved_at", { at: shortWhen(ms(ticket.resolved_at)) }) }));
+    }
+    if (ticket.csat_score) {
+      parts.push(el("span", { class: "rating", "data-testid": "ticket-csat", "data-score": ticket.csat_score,
+        text: t("rated", { score: ticket.csat_score }) }));
     }
     const sla_ = $("[data-testid=ticket-sla]", bar);
     const key = JSON.stringify(parts.map((node) => node.outerHTML));

@@ -1,6 +1,6 @@
 /* Reports for supervisors and admins: headline figures, charts over time and the per-agent table, all from
  * /api/v1/reports/ (definitions: docs/metrics.md). No build step, no dependencies; charts are inline SVG.
- * Filters live in the address (?from=&to=&interval=&agent=&number=&basis=), so a report can be reloaded or shared.
+ * Filters live in the address (?from=&to=&interval=&agent=&number=&label=&basis=), so a report can be reloaded or shared.
  * Report data is only ever put in the page with textContent / attributes, never as HTML.
  */
 "use strict";
@@ -24,6 +24,7 @@
   const getJSON = (url, signal) => request("GET", url, { signal });
 
   const numberFormat = new Intl.NumberFormat(LANG);
+  const decimalFormat = new Intl.NumberFormat(LANG, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   const percentFormat = new Intl.NumberFormat(LANG, { style: "percent", maximumFractionDigits: 1 });
   const dayFormat = new Intl.DateTimeFormat(LANG, { day: "numeric", month: "short", timeZone: "UTC" });
   const longDayFormat = new Intl.DateTimeFormat(LANG, { weekday: "short", day: "numeric", month: "short",
@@ -80,6 +81,7 @@
     interval: params.get("interval") === "week" ? "week" : "day",
     agent: /^\d+$/.test(params.get("agent") || "") ? params.get("agent") : "",
     number: /^\d+$/.test(params.get("number") || "") ? params.get("number") : "",
+    label: /^\d+$/.test(params.get("label") || "") ? params.get("label") : "",
     basis: params.get("basis") === "business" ? "business" : "calendar",
     metric: TIMES.includes(params.get("metric")) ? params.get("metric") : "first_response",
     summary: null,
@@ -99,6 +101,7 @@
     const query = new URLSearchParams({ from: state.from, to: state.to });
     if (state.agent) query.set("agent", state.agent);
     if (state.number) query.set("number", state.number);
+    if (state.label) query.set("label", state.label);
     for (const [key, value] of Object.entries(extra || {})) query.set(key, value);
     return query.toString();
   }
@@ -108,6 +111,7 @@
     if (state.interval !== "day") query.set("interval", state.interval);
     if (state.agent) query.set("agent", state.agent);
     if (state.number) query.set("number", state.number);
+    if (state.label) query.set("label", state.label);
     if (state.basis !== "calendar") query.set("basis", state.basis);
     if (state.metric !== "first_response") query.set("metric", state.metric);
     history.replaceState(null, "", `${location.pathname}?${query}`);
@@ -163,6 +167,23 @@
     if (select.value !== state.agent) { // an agent no longer in the helpdesk: keep the filter visible
       select.append(el("option", { value: state.agent, text: "#" + state.agent }));
       select.value = state.agent;
+    }
+  }
+
+  async function loadLabels() {
+    let labels = [];
+    try {
+      labels = await getJSON("/api/v1/labels/");
+    } catch (error) {
+      labels = [];
+    }
+    const select = $("[data-testid=report-label]");
+    select.replaceChildren(el("option", { value: "", text: t("all_labels") }),
+      ...(Array.isArray(labels) ? labels : []).map((label) => el("option", { value: String(label.id), text: label.name })));
+    select.value = state.label;
+    if (select.value !== state.label) { // a label since deleted: keep the filter visible
+      select.append(el("option", { value: state.label, text: "#" + state.label }));
+      select.value = state.label;
     }
   }
 
@@ -299,7 +320,25 @@
       volumeCard,
       numberCard("resolved_tickets", summary ? summary.resolved_tickets : null, t("def_resolved_tickets")),
       numberCard("windows_expired_unanswered", summary ? summary.windows_expired_unanswered : null,
-        t("def_windows_expired_unanswered")));
+        t("def_windows_expired_unanswered")),
+      csatCard(summary ? summary.csat : null));
+  }
+
+  /** The satisfaction answers: the share of 4 and 5 ratings, the average and how many answered. */
+  function csatCard(csat) {
+    const answers = csat ? csat.responses : 0;
+    return el("article", { class: "card", "data-testid": "figure-csat", "data-score": csat && csat.score !== null
+      ? csat.score : "", "data-responses": answers },
+    el("header", { class: "card-head" }, el("h3", { text: t("metric_csat") })),
+    el("div", { class: "card-value", "data-testid": "figure-value" },
+      answers ? percentFormat.format(csat.score / 100) : "—",
+      el("span", { class: "card-unit", text: t("satisfied_share") })),
+    el("dl", { class: "card-stats" },
+      el("div", {}, el("dt", { text: t("csat_average") }), el("dd", { "data-testid": "csat-average",
+        text: answers ? decimalFormat.format(csat.average) + " / 5" : "—" })),
+      el("div", {}, el("dt", { text: t("csat_responses") }), el("dd", { "data-testid": "csat-responses",
+        text: count(answers) }))),
+    el("p", { class: "card-def", text: t("def_csat") }));
   }
 
   // -- charts
@@ -498,6 +537,8 @@
     { key: "sla", label: () => t("col_sla"), value: (row) => slaShare(row.sla), help: "def_sla" },
     { key: "windows_expired_unanswered", label: () => t("col_windows"), value: (row) => row.windows_expired_unanswered,
       help: "def_windows_expired_unanswered" },
+    { key: "csat", label: () => t("col_csat"), value: (row) => (row.csat && row.csat.responses ? row.csat.score : null),
+      help: "def_csat" },
   ];
 
   function slaShare(sla) {
@@ -566,7 +607,11 @@
         el("div", { text: slaShare(row.sla) === null ? "—" : percentFormat.format(slaShare(row.sla)) }),
         (row.sla.met || row.sla.breached) ? el("div", { class: "cell-sub", text: t("met_breached", {
           met: count(row.sla.met), breached: count(row.sla.breached) }) }) : null),
-      el("td", { class: "num", "data-testid": "agent-windows", text: count(row.windows_expired_unanswered) }))));
+      el("td", { class: "num", "data-testid": "agent-windows", text: count(row.windows_expired_unanswered) }),
+      el("td", { class: "num", "data-testid": "agent-csat" },
+        el("div", { text: row.csat && row.csat.responses ? percentFormat.format(row.csat.score / 100) : "—" }),
+        row.csat && row.csat.responses ? el("div", { class: "cell-sub", text: t("csat_detail", {
+          average: decimalFormat.format(row.csat.average), n: count(row.csat.responses) }) }) : null))));
   }
 
   // ------------------------------------------------------------------ events
@@ -598,6 +643,10 @@
     });
     form.elements.number.addEventListener("change", () => {
       state.number = form.elements.number.value;
+      load();
+    });
+    form.elements.label.addEventListener("change", () => {
+      state.label = form.elements.label.value;
       load();
     });
     document.querySelectorAll("[data-days]").forEach((button) => button.addEventListener("click", () => {
@@ -645,5 +694,6 @@
   setup();
   render();
   loadMembers();
+  loadLabels();
   load();
 })();

@@ -1,4 +1,5 @@
-/* Support settings: time zone, reopen window, warnings, auto-assignment, business hours, holidays and SLA targets,
+/* Support settings: time zone, reopen window, warnings, auto-assignment, the customers' language, the satisfaction
+ * question, business hours, holidays and SLA targets,
  * from GET /api/v1/settings/support/. Admins save the sections they changed with PATCH; supervisors only look (the
  * server refuses their PATCH too). On a refusal the form keeps what was typed and shows the server's reason.
  */
@@ -16,7 +17,7 @@
   const TARGETS = ["first_response_seconds", "next_response_seconds", "resolution_seconds"];
   const UNITS = { minutes: 60, hours: 3600 };
   const SECTIONS = ["timezone", "reopen_window_hours", "window_warning_minutes", "sla_warning_percent", "auto_assign",
-    "business_hours", "holidays", "sla_policies"];
+    "customer_language", "csat_enabled", "business_hours", "holidays", "sla_policies"];
 
   // ------------------------------------------------------------------ helpers
 
@@ -81,6 +82,8 @@
     form.elements.window_warning_minutes.value = doc.window_warning_minutes;
     form.elements.sla_warning_percent.value = doc.sla_warning_percent;
     form.elements.auto_assign.checked = Boolean(doc.auto_assign);
+    form.elements.customer_language.value = doc.customer_language || "id";
+    form.elements.csat_enabled.checked = Boolean(doc.csat_enabled);
     state.hours = [[], [], [], [], [], [], []];
     for (const row of doc.business_hours || []) {
       if (row.weekday >= 0 && row.weekday <= 6) state.hours[row.weekday].push({ opens: row.opens, closes: row.closes });
@@ -238,6 +241,8 @@
       window_warning_minutes: whole("window_warning_minutes", 1, 1440, t("label_window_warning")),
       sla_warning_percent: whole("sla_warning_percent", 1, 99, t("label_sla_warning")),
       auto_assign: form.elements.auto_assign.checked,
+      customer_language: form.elements.customer_language.value,
+      csat_enabled: form.elements.csat_enabled.checked,
       business_hours: [],
       holidays: [],
       sla_policies: [],
