@@ -205,10 +205,11 @@ SEARCH_MAX_PAGES = 25
 
 class SearchView(APIView):
     """One search box: conversations whose contact's name, number or username holds `q`, or one of whose
-    messages has its words (Indonesian and English word forms), newest first. Items: `conversation`, `message`
-    (the matching message, or null when the contact matched), `match` and `highlights` ([start, end) in the
-    message's text or the contact's name). Filters: `status`, `label`, `assignee`, `from`, `to` (dates in the
-    helpdesk's time zone). Pages: `page` (at most 25), `page_size` (20 unless given)."""
+        messages has its words (Indonesian and English word forms), newest first. Items: `conversation`, `message`
+        (the matching message, or null when the contact matched), `match` and `highlights` ([start, end) in the
+        message's text or the contact's name). Filters: `status`, `label`, `assignee`, `from`, `to` (dates in the
+        helpdesk's time zone). Pages: `page` (at most 25), `page_size` (20 unless given). `count` counts the matches up
+    to 1,000; `count_capped` says there are more."""
 
     @extend_schema(
         parameters=[
@@ -241,7 +242,7 @@ class SearchView(APIView):
         size = page_size_param(params) if params.get("page_size") else SEARCH_PAGE_SIZE
         if page > SEARCH_MAX_PAGES:
             raise ValidationError({"page": f"At most {SEARCH_MAX_PAGES} pages: narrow the search."})
-        hits, total = search.search(params.get("q", ""), filters, page * size)
+        hits, total, capped = search.search(params.get("q", ""), filters, page * size)
         results = search.as_items(
             hits[(page - 1) * size :],
             ConversationSerializer().to_representation,
@@ -251,6 +252,7 @@ class SearchView(APIView):
         return Response(
             {
                 "count": total,
+                "count_capped": capped,  # more than `count` matches: only the first are counted
                 "next": _page_link(request, page + 1) if more else None,
                 "previous": _page_link(request, page - 1) if page > 1 else None,
                 "results": results,

@@ -45,7 +45,10 @@ class Hit:
     highlights: list[tuple[int, int]]  # [start, end) in the message's text or the contact's name
 
 
-def _conversations(filters: Filters) -> QuerySet[Conversation]:
+def _conversations(filters: Filters) -> QuerySet[Conversation] | None:
+    """The conversations the filters allow, or None when they allow all (no join needed)."""
+    if not (filters.status or filters.label is not None or filters.assignee is not None):
+        return None
     conversations = Conversation.objects.all()
     if filters.status:
         conversations = conversations.filter(status=filters.status)
@@ -81,24 +84,46 @@ def highlights(text: str, query: str) -> list[tuple[int, int]]:
     return found
 
 
-def search(query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
-    """The first `limit` hits, newest first, and how many there are in all."""
+def _like(text: str) -> str:
+    """A LIKE pattern that finds `text` anywhere, its own % and _ taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _named(query: str) -> QuerySet[Contact]:
+    """Contacts whose name or username holds the query, or whose number holds its digits: ILIKE / LIKE on the
+    columns themselves, as the trigram indexes are built (Django's icontains would compare UPPER(...), which
+    those indexes cannot serve, and scan every contact)."""
+    conditions, params = ["name ILIKE %s", "username ILIKE %s"], [_like(query), _like(query)]
+    digits = "".join(ch for ch in query if ch.isdigit())
+    if len(digits) >= 3:
+        conditions.append("wa_id LIKE %s")
+        params.append(_like(digits))
+    return Contact.objects.extra(where=[" OR ".join(conditions)], params=params)  # noqa: S610 (parameters)
+
+
+def queries(query: str, filters: Filters) -> tuple[QuerySet[Message], QuerySet[Conversation]]:
+    """The matching messages and the conversations whose contact matches (tests EXPLAIN these)."""
+    conversations = _conversations(filters)
+    messages = Message.objects.filter(deleted_at__isnull=True)
+    if conversations is not None:
+        messages = messages.filter(conversation__in=conversations)
+    messages = messages.filter(_within(filters, "created_at")).extra(  # noqa: S610 (parameters, not text, go in)
+        where=[FULL_TEXT], params=[query, query]
+    )
+    contacts = (Conversation.objects.all() if conversations is None else conversations).filter(
+        contact__in=_named(query)
+    )
+    contacts = contacts.filter(_within(filters, "last_message_at"))
+    return messages, contacts
+
+
+def search(query: str, filters: Filters, limit: int) -> tuple[list[Hit], int, bool]:
+    """The first `limit` hits, newest first, how many there are in all (counted up to COUNT_LIMIT), and
+    whether there are more than that."""
     query = " ".join(query.split())[:MAX_QUERY]
     if not query:
-        return [], 0
-    conversations = _conversations(filters)
-    messages = (
-        Message.objects.filter(conversation__in=conversations, deleted_at__isnull=True)
-        .filter(_within(filters, "created_at"))
-        .extra(where=[FULL_TEXT], params=[query, query])  # noqa: S610  (parameters, not text, go in)
-    )
-    digits = "".join(ch for ch in query if ch.isdigit())
-    named = Q(name__icontains=query) | Q(username__icontains=query)
-    if len(digits) >= 3:
-        named |= Q(wa_id__contains=digits)
-    contacts = conversations.filter(contact__in=Contact.objects.filter(named)).filter(
-        _within(filters, "last_message_at")
-    )
+        return [], 0, False
+    messages, contacts = queries(query, filters)
     message_rows = list(
         messages.order_by("-created_at", "-pk").values("pk", "conversation_id", "created_at", "text")[:limit]
     )
@@ -114,10 +139,18 @@ def search(query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
         if row["last_message_at"] is not None
     ]
     hits.sort(key=lambda hit: (hit.at, hit.message_id or 0), reverse=True)
-    total = (len(message_rows) if len(message_rows) < limit else messages.count()) + (
-        len(contact_rows) if len(contact_rows) < limit else contacts.count()
-    )
-    return hits[:limit], total
+    # Counting every match of a common word reads all of them: count up to a bound (nobody pages that far).
+    total = _count_up_to(messages, message_rows, limit) + _count_up_to(contacts, contact_rows, limit)
+    return hits[:limit], min(total, COUNT_LIMIT), total > COUNT_LIMIT
+
+
+COUNT_LIMIT = 1000
+
+
+def _count_up_to(queryset: QuerySet[Any], first_rows: list[Any], limit: int) -> int:
+    if len(first_rows) < limit:
+        return len(first_rows)
+    return queryset.order_by()[: COUNT_LIMIT + 1].count()
 
 
 def as_items(hits: list[Hit], conversation_item: Any, message_item: Any) -> list[dict[str, Any]]:

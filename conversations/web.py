@@ -200,6 +200,7 @@ def inbox_strings() -> dict[str, str]:
         "presence_typing": _("%(name)s is typing…"),
         "searching": _("Searching…"),
         "search_count": _("%(n)s found"),
+        "search_count_capped": _("more than %(n)s found"),
         "search_more": _("More results"),
         "contact_number": _("Number"),
         "contact_username": _("Username"),

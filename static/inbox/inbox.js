@@ -2431,6 +2431,7 @@
       search.results = more ? [...search.results, ...page.results] : page.results;
       search.next = pathOf(page.next);
       search.count = page.count;
+      search.capped = Boolean(page.count_capped);
     } catch (error) {
       if (seq === search.seq) toast(error.message);
     } finally {
@@ -2488,7 +2489,8 @@
     });
     box.replaceChildren(
       el("p", { class: "search-count", "data-testid": "search-count",
-        text: search.loading && !search.results.length ? t("searching") : t("search_count", { n: search.count }) }),
+        text: search.loading && !search.results.length ? t("searching")
+          : t(search.capped ? "search_count_capped" : "search_count", { n: search.count }) }),
       ...rows,
       search.next ? el("button", { type: "button", class: "btn small ghost", "data-testid": "search-more",
         text: t("search_more"), onclick: () => runSearch(true) }) : null);
