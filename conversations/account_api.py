@@ -17,14 +17,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import message_templates, number_health, template_check
+from conversations import guardrails, message_templates, number_health, template_check
 from conversations.models import AccountEvent, HealthAlert, MessageTemplate, TemplateStatus
 from helpdesk.api_errors import error_responses
 from helpdesk.params import id_param
 from helpdesk.tenancy import actions as tenancy_actions
 from helpdesk.tenancy.access import current_tenant
 from helpdesk.tenancy.models import Role, Tenant, WhatsAppNumber
-from helpdesk.tenancy.permissions import IsSupervisorOrAdmin, IsTenantAdmin, IsTenantMember
+from helpdesk.tenancy.permissions import IsAdminOrReadOnly, IsSupervisorOrAdmin, IsTenantAdmin, IsTenantMember
 
 WEBHOOK_PATH = "/webhooks/whatsapp/"
 
@@ -47,6 +47,11 @@ class NumberSerializer(serializers.ModelSerializer[WhatsAppNumber]):
     )
     webhook_url = serializers.SerializerMethodField()
     messaging_limit_words = serializers.SerializerMethodField(help_text="The messaging limit in plain words")
+    send_rate = serializers.IntegerField(
+        required=False,
+        help_text="Broadcast messages per second at most (default 80; 20 for a number also in the WhatsApp "
+        "Business app, which Meta holds to 20); admins change it",
+    )
     access_token = serializers.CharField(write_only=True, trim_whitespace=True, max_length=4096)
     app_secret = serializers.CharField(write_only=True, trim_whitespace=True, max_length=512)
     verify_token = serializers.CharField(
@@ -66,6 +71,8 @@ class NumberSerializer(serializers.ModelSerializer[WhatsAppNumber]):
             "messaging_limit",
             "messaging_limit_words",
             "throughput",
+            "send_rate",
+            "coexistence",
             "simulator",
             "connection",
             "webhook_url",
@@ -74,7 +81,14 @@ class NumberSerializer(serializers.ModelSerializer[WhatsAppNumber]):
             "app_secret",
             "created_at",
         ]
-        read_only_fields = ["verified_name", "name_status", "messaging_limit", "throughput", "created_at"]
+        read_only_fields = [
+            "verified_name",
+            "name_status",
+            "messaging_limit",
+            "throughput",
+            "coexistence",
+            "created_at",
+        ]
         extra_kwargs: ClassVar[dict[str, Any]] = {
             "phone_number_id": {"validators": []}
         }  # taken numbers: a clear error from the action
@@ -495,3 +509,27 @@ class TemplateWordsView(APIView):
         except message_templates.TemplateRefused as refused:
             return Response(refused.as_dict(), status=refused.http_status)
         return Response(self._lists(own))
+
+
+class GuardrailsView(APIView):
+    """The guardrails of business-initiated messages: `opt_out_keywords` and `opt_in_keywords` (a customer
+    message that is exactly one of them, trimmed, in any case, opts out or back in), `frequency_cap_days` (at most
+    one marketing broadcast per contact in that many days; 0: no cap), `frequency_cap_utility` (utility templates
+    capped too), `failure_pause_percent` and `failure_pause_after` (a running broadcast pauses itself when its
+    failures pass that share of what it sent, after that many). Admins change them with PATCH; every member reads
+    them."""
+
+    permission_classes = [IsAdminOrReadOnly]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        return Response(guardrails.guardrails_data())
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, **error_responses(400)})
+    def patch(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ValidationError({"detail": "A JSON object of guardrails."})
+        try:
+            return Response(guardrails.check_update_guardrails(dict(request.data)))
+        except guardrails.GuardrailsError as error:
+            return Response({"detail": str(error), "code": error.code}, status=status.HTTP_400_BAD_REQUEST)

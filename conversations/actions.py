@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from conversations import consent
 from conversations.events import record_event
 from conversations.models import (
     CUSTOMER_SERVICE_WINDOW,
@@ -338,14 +339,18 @@ def do_receive_inbound(
         if _apply_pending(stored):  # an edit, deletion or reaction that arrived before the message
             stored.save()
         # A notice ("the customer changed number") is shown in the thread, but is not a customer's message.
+        confirm = None
         if not is_notice:
             previous_window_end = apply_inbound_to_conversation(conversation, stored)
             # The ticket's change travels inside the conversation (its `ticket` summary).
             ticket_actions.on_customer_message(conversation, stored, previous_window_end)
+            confirm = consent.do_apply_keyword(conversation, contact, stored)
             conversation.save()
         record_event(
             "message.created", message=message_data(stored), conversation=conversation_data(conversation)
         )
+        if confirm is not None:
+            confirm()  # after the customer's message: the bot's answer follows it in the thread
     return stored
 
 
@@ -581,6 +586,14 @@ def _int_or_none(value: Any) -> int | None:
 # ------------------------------------------------------------------ coexistence: the business's phone app
 
 
+def mark_coexistence(number: WhatsAppNumber) -> None:
+    """The number is also used in the WhatsApp Business app (echoes or history of it arrive): Meta holds its
+    throughput to 20 messages per second, so broadcasts pace it so."""
+    if not number.coexistence:
+        WhatsAppNumber.objects.filter(pk=number.pk, coexistence=False).update(coexistence=True)
+        number.coexistence = True
+
+
 def do_receive_echo(receipt: Receipt, echo: dict[str, Any]) -> Message | None:
     """A message the business sent from the WhatsApp Business app on its phone (`smb_message_echoes`): an
     outbound message of the conversation with `to`, already sent. It ends the customer's wait like an agent's
@@ -590,6 +603,7 @@ def do_receive_echo(receipt: Receipt, echo: dict[str, Any]) -> Message | None:
     if number is None or not wamid:
         log.warning("message echo without a number or id skipped: %.300s", echo)
         return None
+    mark_coexistence(number)
     kind = echo.get("type")
     if kind in ("edit", "revoke", "reaction"):
         inner = dict_or_empty(echo.get(kind))
@@ -660,6 +674,7 @@ def do_import_history_thread(receipt: Receipt, thread: dict[str, Any]) -> int:
     if number is None or not customer:
         log.warning("history thread without a number or customer id skipped")
         return 0
+    mark_coexistence(number)
     items = [item for item in thread.get("messages") or [] if isinstance(item, dict) and _id(item.get("id"))]
     wamids = {_id(item.get("id")) for item in items}
     # A thread is named by the customer's phone number, or by their BSUID when they have no number for us.
@@ -738,6 +753,11 @@ def do_set_marketing_preference(receipt: Receipt, preference: dict[str, Any]) ->
         if not updated:
             return contact
         contact.refresh_from_db()
+        # Meta's own stop (or resume) button: the customer's choice, as a keyword would be.
+        if value == MarketingPreference.STOP:
+            consent.mark_opted_out(contact, at, "meta", "Stopped marketing messages in WhatsApp")
+        else:
+            consent.mark_opted_in(contact, at, "meta", "Resumed marketing messages in WhatsApp")
         conversation = (
             Conversation.objects.select_related("contact", "number", "current_ticket")
             .filter(contact=contact)

@@ -8,22 +8,25 @@ from datetime import date
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations import actions, canned_responses, labels, search
+from conversations import actions, canned_responses, contact_import, labels, search
 from conversations.models import CannedResponse, Contact, Conversation, ConversationStatus, Label, Mention
 from conversations.serializers import ContactSerializer, ConversationSerializer, MessageSerializer
 from helpdesk.api_errors import error_responses
-from helpdesk.params import id_param, is_id, page_size_param
+from helpdesk.params import id_param, is_id, page_size_param, parse_id
 from helpdesk.tenancy.access import current_tenant
+from helpdesk.tenancy.models import WhatsAppNumber
 from helpdesk.tenancy.permissions import IsSupervisorOrAdmin, IsTenantMember
 
 
@@ -31,36 +34,88 @@ def _refused(error: labels.LabelError | canned_responses.CannedError) -> Respons
     return Response({"detail": str(error), "code": error.code}, status=error.http_status)
 
 
+CONTACT_FILTERS = [
+    OpenApiParameter("search", OpenApiTypes.STR),
+    OpenApiParameter("label", OpenApiTypes.INT),
+    OpenApiParameter(
+        "attribute", OpenApiTypes.STR, many=True, description="`key:value`, exactly (repeat for several)"
+    ),
+]
+
+
 class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Contact]):
     """The tenant's contacts, newest first. `?search=` finds part of a name, number, username or BSUID;
-    `?label=<id>` keeps those with the label. PATCH `{"name", "attributes": {key: text or null}, "labels": [ids]}`
-    (attributes are merged; null removes one)."""
+    `?label=<id>` keeps those with the label, `?attribute=city:Surabaya` those with that attribute. PATCH
+    `{"name", "attributes": {key: text or null}, "labels": [ids]}` (attributes are merged; null removes one).
+    Supervisors and admins import (`POST import/`, CSV) and export (`GET export/`)."""
 
     serializer_class = ContactSerializer
-    http_method_names = ["get", "patch", "head", "options"]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_permissions(self) -> list[Any]:
+        if self.action in ("import_csv", "export_csv"):
+            return [IsSupervisorOrAdmin()]
+        return [IsTenantMember()]
 
     def get_queryset(self) -> QuerySet[Contact]:
         queryset = Contact.objects.order_by("-created_at", "-pk")
-        search = self.request.query_params.get("search", "").strip()[:100]
+        params = self.request.query_params
+        search = params.get("search", "").strip()[:100]
         if search:
             digits = "".join(ch for ch in search if ch.isdigit())
             match = Q(name__icontains=search) | Q(username__icontains=search) | Q(user_id__icontains=search)
             if digits:
                 match |= Q(wa_id__contains=digits)
             queryset = queryset.filter(match)
-        label = id_param(self.request.query_params, "label", "A label id")
+        label = id_param(params, "label", "A label id")
         if label is not None:
             queryset = queryset.filter(labels__contains=[label])
+        for wanted in params.getlist("attribute"):
+            key, colon, value = wanted.partition(":")
+            if not colon or not key.strip():
+                raise ValidationError({"attribute": "Write an attribute filter as key:value."})
+            queryset = queryset.filter(attributes__contains={key.strip(): value.strip()})
         return queryset
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("search", OpenApiTypes.STR),
-            OpenApiParameter("label", OpenApiTypes.INT),
-        ]
-    )
+    @extend_schema(parameters=CONTACT_FILTERS)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}, "number": {"type": "integer"}},
+            }
+        },
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400)},
+    )
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
+    def import_csv(self, request: Request) -> Response:
+        """Create or update contacts from a CSV file (`file`; columns `phone`, `name`, `labels` (`;` between),
+        `opt_in_source`, any other column an attribute) for a number (`number`, needed when the helpdesk has
+        several). Answers the report: `created`, `updated`, `opted_in`, `kept_opted_out`, `labels_created` and
+        `rejected` rows, each with its `line`, `value`, `reason` and `detail`. A re-import updates; it never
+        lifts an opt-out."""
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationError({"file": "Send the CSV file as multipart field `file`."})
+        form = request.data if isinstance(request.data, dict) else {}
+        number = _import_number(form.get("number") or request.query_params.get("number"))
+        try:
+            report = contact_import.do_import_contacts(number, upload.read(), upload.name or "")
+        except contact_import.ImportRefused as error:
+            return Response({"detail": str(error), "code": error.code}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(report.data())
+
+    @extend_schema(parameters=CONTACT_FILTERS, responses={(200, "text/csv"): OpenApiTypes.STR})
+    @action(detail=False, methods=["get"], url_path="export")
+    def export_csv(self, request: Request) -> StreamingHttpResponse:
+        """The contacts (with the list's filters) as CSV: the import's columns, their consent and attributes."""
+        rows = contact_import.export_rows(self.get_queryset().order_by("pk").iterator(chunk_size=2000))
+        response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="contacts.csv"'
+        return response
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: ContactSerializer, **error_responses(400)})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -72,6 +127,21 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         except labels.LabelError as error:
             return _refused(error)
         return Response(ContactSerializer(contact).data)
+
+
+def _import_number(raw: Any) -> WhatsAppNumber:
+    """The number an import is for: the one named, or the tenant's only one."""
+    numbers = WhatsAppNumber.objects.filter(tenant=current_tenant()).order_by("pk")
+    if raw not in (None, ""):
+        wanted = raw if is_id(raw) else parse_id(str(raw))
+        found = numbers.filter(pk=wanted).first() if wanted is not None else None
+        if found is None:
+            raise ValidationError({"number": "No such number in this helpdesk."})
+        return found
+    every = list(numbers[:2])
+    if len(every) != 1:
+        raise ValidationError({"number": "Name the number (its id) the contacts are for."})
+    return every[0]
 
 
 class LabelSerializer(serializers.ModelSerializer[Label]):

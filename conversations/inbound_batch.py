@@ -21,7 +21,7 @@ from typing import Any
 
 from django.db import connection
 
-from conversations import actions, media
+from conversations import actions, consent, media
 from conversations.events import record_event
 from conversations.models import (
     Contact,
@@ -122,19 +122,28 @@ def do_receive_inbound_batch(items: list[Inbound]) -> list[Inbound]:
         [_message(row, conversations[contacts[_key(row)].pk], contacts[_key(row)]) for row in rows]
     )
     media.download_later([message.pk for message in messages if message.media])
+    confirmations = []
     with store.deferred_tickets():
         for row, stored in zip(rows, messages, strict=True):
-            conversation = conversations[contacts[_key(row)].pk]
+            contact = contacts[_key(row)]
+            conversation = conversations[contact.pk]
             if stored.wamid in pending and actions._apply_pending(stored):
                 stored.save()
             previous_window_end = actions.apply_inbound_to_conversation(conversation, stored)
             ticket_actions.on_customer_message(conversation, stored, previous_window_end)
+            confirm = consent.do_apply_keyword(conversation, contact, stored)
+            if confirm is not None:
+                confirmations.append(confirm)
             record_event(
                 "message.created", message=message_data(stored), conversation=conversation_data(conversation)
             )
     update_rows(
         Conversation, sorted(conversations.values(), key=lambda conversation: conversation.pk), _CHANGED
     )
+    for (
+        confirm
+    ) in confirmations:  # after the conversations are written: each bot answer moves its own forward
+        confirm()
     return [row.item for row in later]
 
 

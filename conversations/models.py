@@ -38,7 +38,13 @@ class Contact(models.Model):
     # Consent: when and how the contact opted in to business-initiated messages, and any opt-out.
     opted_in_at = models.DateTimeField(null=True, blank=True)
     opt_in_source = models.CharField(max_length=64, blank=True, default="")
+    opt_in_proof = models.TextField(
+        blank=True, default="", help_text="What shows the consent (a form, a file)"
+    )
     opted_out_at = models.DateTimeField(null=True, blank=True)
+    # How the opt-out came (keyword, meta: WhatsApp's own stop, error_131050, agent) and its words.
+    opt_out_route = models.CharField(max_length=32, blank=True, default="")
+    opt_out_reason = models.TextField(blank=True, default="")
     # Meta's `user_preferences` webhook: the customer stopped or resumed marketing messages in WhatsApp.
     marketing = models.CharField(max_length=8, choices=MarketingPreference.choices, blank=True, default="")
     marketing_changed_at = models.DateTimeField(null=True, blank=True)
@@ -394,3 +400,33 @@ class Mention(models.Model):
 
     def __str__(self) -> str:
         return f"@{self.user_id} in note {self.note_id}"
+
+
+def _default_opt_out_keywords() -> list[str]:
+    return ["STOP", "BERHENTI", "UNSUBSCRIBE"]
+
+
+def _default_opt_in_keywords() -> list[str]:
+    return ["START", "MULAI"]
+
+
+class Guardrails(models.Model):
+    """The tenant's one row of guardrails for business-initiated messages (conversations/consent.py, broadcasts):
+    on by default, each changed only by admins."""
+
+    opt_out_keywords = ArrayField(models.CharField(max_length=40), default=_default_opt_out_keywords)
+    opt_in_keywords = ArrayField(models.CharField(max_length=40), default=_default_opt_in_keywords)
+    # At most one marketing broadcast per contact in this many days (0: no cap); utility too when asked.
+    frequency_cap_days = models.PositiveSmallIntegerField(default=14)
+    frequency_cap_utility = models.BooleanField(default=False)
+    # A running broadcast pauses itself when its failures pass this share of what it sent (after the minimum).
+    failure_pause_percent = models.PositiveSmallIntegerField(default=5)
+    failure_pause_after = models.PositiveIntegerField(default=50)
+
+    def __str__(self) -> str:
+        return "Guardrails"
+
+    @classmethod
+    def current(cls) -> Guardrails:
+        found = cls.objects.order_by("pk").first()
+        return found or cls.objects.create()

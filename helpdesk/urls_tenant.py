@@ -49,6 +49,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("me/", tickets_api.AvailabilityView.as_view(), name="me"),
     path("members/", tickets_api.MembersView.as_view(), name="members"),
     path("settings/support/", tickets_api.SupportSettingsView.as_view(), name="support-settings"),
+    path("settings/guardrails/", account_api.GuardrailsView.as_view(), name="guardrails"),
     path("templates/check/", account_api.TemplateCheckView.as_view(), name="template-check"),
     path("templates/words/", account_api.TemplateWordsView.as_view(), name="template-words"),
     path("search/", contacts_api.SearchView.as_view(), name="search"),

@@ -15,9 +15,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import events
+from conversations import consent, events
 from conversations.events import record_event
-from conversations.models import Conversation, Message, SenderKind
+from conversations.models import Conversation, ConversationStatus, Message, SenderKind
 from helpdesk.tenancy.access import current_schema
 from helpdesk.tenancy.models import Membership, Role, Tenant, User
 from tickets import satisfaction, store
@@ -283,9 +283,11 @@ def pick_assignee(rules: SupportRules) -> User | None:
 
 def on_customer_message(
     conversation: Conversation, message: Message, previous_window_end: datetime | None
-) -> Ticket:
+) -> Ticket | None:
     """A customer wrote: count it, then open a ticket, reopen a recently resolved one, or start / keep the wait.
-    If their previous window closed while they were still waiting, that expiry is recorded first."""
+    If their previous window closed while they were still waiting, that expiry is recorded first. A rating of
+    the satisfaction question, or an opt-out / opt-in keyword, is answered by the helpdesk itself: it changes
+    no ticket and starts no wait."""
     rules = support_rules()
     at = message.created_at
     day = rules.calendar.local_date(at)
@@ -305,6 +307,13 @@ def on_customer_message(
     if ticket and answer and answer[0] == ticket.pk:  # a rating: kept, and the ticket stays as it is
         if satisfaction.record_answer(rules, ticket, answer[1], at):
             store.current().save_ticket(ticket)
+        conversation.current_ticket = ticket
+        conversation.status = conversation_status_of(ticket.status)
+        return ticket
+    if consent.keyword_of(message):  # STOP / START: the helpdesk confirms it (conversations/consent.py)
+        if ticket is None:
+            conversation.status = ConversationStatus.RESOLVED  # nothing for anyone to do
+            return None
         conversation.current_ticket = ticket
         conversation.status = conversation_status_of(ticket.status)
         return ticket

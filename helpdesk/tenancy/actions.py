@@ -174,6 +174,7 @@ def do_add_number(
     verify_token: str = "",
     simulator: bool = False,
     new_only: bool = False,
+    send_rate: int | None = None,
 ) -> WhatsAppNumber:
     """Register a Cloud API number for a tenant. A number belongs to one tenant only; re-adding it to the same
     tenant updates its credentials (unless `new_only`: then it is refused). Without a verify token one is
@@ -198,8 +199,24 @@ def do_add_number(
     number.app_secret = app_secret
     number.set_verify_token(verify_token or secrets.token_urlsafe(24))
     number.simulator = simulator
+    if send_rate is not None:
+        number.send_rate_setting = _send_rate(number, send_rate)
     number.save()
     return number
+
+
+def _send_rate(number: WhatsAppNumber, rate: Any) -> int:
+    """A broadcast pace an admin chose: whole messages per second, within Meta's throughput for the number."""
+    if not isinstance(rate, int) or isinstance(rate, bool) or not 1 <= rate <= number.max_send_rate:
+        held = (
+            " (Meta holds a number also used in the WhatsApp Business app to 20)"
+            if number.coexistence
+            else ""
+        )
+        raise TenancyError(
+            f"send_rate: a whole number of messages per second from 1 to {number.max_send_rate}{held}."
+        )
+    return rate
 
 
 @transaction.atomic
@@ -222,6 +239,8 @@ def do_update_number(number: WhatsAppNumber, **changes: Any) -> WhatsAppNumber:
         locked.set_verify_token(changes.pop("verify_token"))
     if "simulator" in changes:
         locked.simulator = bool(changes.pop("simulator"))
+    if "send_rate" in changes:
+        locked.send_rate_setting = _send_rate(locked, changes.pop("send_rate"))
     locked.save()
     return locked
 

@@ -111,6 +111,11 @@ class Membership(models.Model):
         return f"{self.user} is {self.role} of {self.tenant}"
 
 
+DEFAULT_SEND_RATE = 80  # messages per second: Meta's default throughput for a Cloud API number
+COEXISTENCE_RATE = 20
+MAX_SEND_RATE = 1000
+
+
 class WhatsAppNumber(models.Model):
     """A Cloud API phone number: the shared registry that maps `phone_number_id` (and WABA id) to a tenant.
 
@@ -141,10 +146,25 @@ class WhatsAppNumber(models.Model):
     connection_ok = models.BooleanField(null=True, blank=True)
     connection_error = models.JSONField(null=True, blank=True)
     connection_checked_at = models.DateTimeField(null=True, blank=True)
+    # Also used in the WhatsApp Business app on a phone (echoes or history arrived): Meta fixes its pace at 20/s.
+    coexistence = models.BooleanField(default=False)
+    # Broadcast messages per second at most (an admin's choice, within Meta's throughput); null: the default.
+    send_rate_setting = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return f"+{self.display_number}"
+
+    @property
+    def max_send_rate(self) -> int:
+        """Meta's throughput: 20 messages per second for coexistence numbers, up to 1,000 for others."""
+        return COEXISTENCE_RATE if self.coexistence else MAX_SEND_RATE
+
+    @property
+    def send_rate(self) -> int:
+        """The pace of broadcasts, messages per second: the admin's setting, else Meta's default."""
+        default = COEXISTENCE_RATE if self.coexistence else DEFAULT_SEND_RATE
+        return min(self.send_rate_setting or default, self.max_send_rate)
 
     @property
     def access_token(self) -> str:

@@ -39,3 +39,14 @@ class IsSupervisorOrAdmin(IsTenantMember):
             Role.SUPERVISOR,
             Role.ADMIN,
         )
+
+
+class IsAdminOrReadOnly(IsTenantMember):
+    """Every member reads; admins change (settings documents)."""
+
+    message = "Only admins change these settings."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        return request.method in ("GET", "HEAD", "OPTIONS") or request.membership.role == Role.ADMIN  # type: ignore[attr-defined]
