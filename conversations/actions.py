@@ -346,6 +346,9 @@ def do_receive_inbound(
             ticket_actions.on_customer_message(conversation, stored, previous_window_end)
             confirm = consent.do_apply_keyword(conversation, contact, stored)
             conversation.save()
+            from conversations import broadcasts  # broadcasts build on these actions
+
+            broadcasts.note_replies([contact.pk], stored.created_at)
         record_event(
             "message.created", message=message_data(stored), conversation=conversation_data(conversation)
         )
@@ -457,6 +460,10 @@ def _apply_status_fields(message: Message, status: dict[str, Any], received_at: 
             message.error_code = _int_or_none(error.get("code"))
             message.error_title = str(error.get("title") or error.get("message") or "")[:512]
             message.error_details = str(dict_or_empty(error.get("error_data")).get("details") or "")
+    if changed and message.sender_kind == SenderKind.BROADCAST:
+        from conversations import broadcasts  # broadcasts build on these actions
+
+        broadcasts.follow_status(message)
     return changed
 
 
@@ -830,10 +837,11 @@ def do_queue_outbound(
     sender: User | None = None,
     at: datetime | None = None,
     media: dict[str, Any] | None = None,
+    send: bool = True,
 ) -> Message:
     """Store an outbound message as `queued`; after commit a Celery task sends it through the Graph API.
     `at` is the moment it was written (default now; tests of history pass it); `media` an agent's file
-    (conversations/media.py)."""
+    (conversations/media.py); `send=False`: the caller sends it (a broadcast, paced)."""
     from conversations.tasks import send_message
 
     now = at or timezone.now()
@@ -859,8 +867,9 @@ def do_queue_outbound(
         locked.save()
         ticket_actions.on_outbound_message(locked, message)
         record_event("message.created", message=message_data(message), conversation=conversation_data(locked))
-        schema_name = _schema_name()
-        transaction.on_commit(lambda: send_message.delay(schema_name, message.pk))
+        if send:
+            schema_name = _schema_name()
+            transaction.on_commit(lambda: send_message.delay(schema_name, message.pk))
     conversation.refresh_from_db()
     return message
 

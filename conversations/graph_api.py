@@ -117,9 +117,15 @@ def _answer(response: requests.Response) -> dict[str, Any]:
 
 
 def send_message(
-    number: WhatsAppNumber, to: str, type: str, content: dict[str, Any], reply_to_wamid: str = ""
+    number: WhatsAppNumber,
+    to: str,
+    type: str,
+    content: dict[str, Any],
+    reply_to_wamid: str = "",
+    callback: str = "",
 ) -> str:
-    """Send one message; returns its wamid. `to` is a phone number (wa_id) or a business-scoped user id."""
+    """Send one message; returns its wamid. `to` is a phone number (wa_id) or a business-scoped user id;
+    `callback` comes back on the message's status webhooks (`biz_opaque_callback_data`)."""
     body: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -132,6 +138,8 @@ def send_message(
         body["recipient"] = to
     if reply_to_wamid:
         body["context"] = {"message_id": reply_to_wamid}
+    if callback:
+        body["biz_opaque_callback_data"] = callback
     data = _post(number, f"{number.phone_number_id}/messages", body)
     try:
         return str(data["messages"][0]["id"])

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.db import connection
 
-from conversations import actions, consent, media
+from conversations import actions, broadcasts, consent, media
 from conversations.events import record_event
 from conversations.models import (
     Contact,
@@ -140,10 +140,10 @@ def do_receive_inbound_batch(items: list[Inbound]) -> list[Inbound]:
     update_rows(
         Conversation, sorted(conversations.values(), key=lambda conversation: conversation.pk), _CHANGED
     )
-    for (
-        confirm
-    ) in confirmations:  # after the conversations are written: each bot answer moves its own forward
+    # After the conversations are written: each bot answer moves its own conversation forward.
+    for confirm in confirmations:
         confirm()
+    broadcasts.note_replies({contacts[_key(row)].pk for row in rows}, max(row.at for row in rows))
     return [row.item for row in later]
 
 

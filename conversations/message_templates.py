@@ -369,8 +369,9 @@ def apply_template_webhook(
         template.reason = (str(other.get("title") or "") if reason in ("", "NONE", "None") else reason)[:64]
         template.reason_detail = str(rejection.get("reason") or other.get("description") or "")
         template.recommendation = str(rejection.get("recommendation") or "")
-        if value.get("message_template_category"):
-            template.category = str(value["message_template_category"]).upper()[:32]
+        category = str(value.get("message_template_category") or "").upper()[:32]
+        if category and category != template.category:
+            template.previous_category, template.category = template.category, category
     elif field == "message_template_quality_update":
         template.quality = str(value.get("new_quality_score") or "unknown").lower()[:16]
     elif field == "template_category_update":
@@ -382,6 +383,10 @@ def apply_template_webhook(
             template.correct_category = ""
     template.updated_at = timezone.now()
     template.save()
+    if template.status in (TemplateStatus.PAUSED, TemplateStatus.DISABLED):
+        from conversations import broadcasts  # broadcasts send templates: they build on this module
+
+        broadcasts.pause_for_template(template)
     # The templates page follows Meta's verdicts live.
     record_event(
         "template.updated", template={"id": template.pk, "name": template.name, "status": template.status}

@@ -430,3 +430,97 @@ class Guardrails(models.Model):
     def current(cls) -> Guardrails:
         found = cls.objects.order_by("pk").first()
         return found or cls.objects.create()
+
+
+class BroadcastStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Broadcast(models.Model):
+    """One approved template sent to an audience of contacts (conversations/broadcasts.py): every recipient is a
+    row before anything is sent, and the send claims the row."""
+
+    name = models.CharField(max_length=200)
+    number = models.ForeignKey(WhatsAppNumber, on_delete=models.PROTECT, related_name="+")
+    template_name = models.CharField(max_length=512)
+    template_language = models.CharField(max_length=16)
+    components = models.JSONField(
+        default=list, help_text="Meta's parameter format, with {{contact.*}} fields"
+    )
+    category = models.CharField(
+        max_length=32, blank=True, default="", help_text="The template's, when started"
+    )
+    # {"labels": [ids], "contacts": [ids], "wa_ids": [...]}: any one key is enough.
+    audience = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=BroadcastStatus.choices, default=BroadcastStatus.DRAFT)
+    paused_reason = models.TextField(blank=True, default="")
+    paused_code = models.CharField(max_length=32, blank=True, default="")
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Started while the number's quality was YELLOW (an admin confirmed it): half the number's pace.
+    half_pace = models.BooleanField(default=False)
+    # The audience named the same number more than once: one recipient, the rest counted here.
+    duplicates = models.PositiveIntegerField(default=0)
+    created_by_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "scheduled_at"], name="broadcast_due")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RecipientStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SKIPPED = "skipped", "Skipped"
+    SENDING = "sending", "Sending"  # claimed by a worker: its send is under way (or the worker died)
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    FAILED = "failed", "Failed"
+    REPLIED = "replied", "Replied"
+
+
+class BroadcastRecipient(models.Model):
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="recipients")
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    wa_id = models.CharField(max_length=MAX_ID_LENGTH, help_text="As given, or the contact's")
+    status = models.CharField(max_length=16, choices=RecipientStatus.choices, default=RecipientStatus.QUEUED)
+    # Why it was skipped: invalid_number, duplicate, opted_out, marketing_stopped, no_opt_in, frequency_cap.
+    reason = models.CharField(max_length=32, blank=True, default="")
+    message = models.OneToOneField(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="broadcast_recipient"
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.IntegerField(null=True, blank=True)
+    error_title = models.CharField(max_length=512, blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["broadcast", "wa_id"], name="recipient_once_per_broadcast")
+        ]
+        indexes = [
+            models.Index(fields=["broadcast", "status", "id"], name="recipient_by_status"),
+            models.Index(
+                fields=["contact", "sent_at"],
+                condition=models.Q(sent_at__isnull=False),
+                name="recipient_sent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.wa_id} in broadcast {self.broadcast_id}"

@@ -230,6 +230,9 @@ def raise_alert(
     current.acknowledged_by_id = None
     current.save()
     record_event("health.alert", alert=alert_frame(current))
+    from conversations import broadcasts  # broadcasts read the number's health: they build on this module
+
+    broadcasts.pause_for_alert(current)
     schema_name = current_schema()
     alert_id = current.pk
     transaction.on_commit(lambda: _mail_later(schema_name, alert_id))

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
 from conversations import actions, graph_api, media, message_templates, number_health, webhooks
-from conversations.models import Direction, HealthAlert, Message, MessageStatus, PendingStatus
+from conversations.models import Direction, HealthAlert, Message, MessageStatus, PendingStatus, SenderKind
 from helpdesk.tenancy.models import WhatsAppNumber
 
 log = logging.getLogger(__name__)
@@ -182,8 +182,11 @@ def sweep_outbound_messages() -> int:
             for message_id, wamid in queued.filter(wamid__isnull=False).values_list("pk", "wamid")[:500]:
                 record_sent(tenant.schema_name, message_id, str(wamid))
                 count += 1
-            stuck = queued.filter(wamid__isnull=True).filter(
-                Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=stale_before)
+            # A broadcast's message is sent by its runner, paced (conversations/broadcasts.py), never from here.
+            stuck = (
+                queued.filter(wamid__isnull=True)
+                .exclude(sender_kind=SenderKind.BROADCAST)
+                .filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=stale_before))
             )
             stuck = stuck.filter(Q(send_retry_at__isnull=True) | Q(send_retry_at__lt=stale_before))
             for message_id in stuck.filter(send_attempts__gte=MAX_SEND_ATTEMPTS).values_list("pk", flat=True)[
@@ -296,5 +299,52 @@ def sweep_media_downloads() -> int:
             ).values_list("pk", flat=True)[:500]
             for message_id in stale:
                 download_media.delay(tenant.schema_name, message_id)
+                count += 1
+    return count
+
+
+# ------------------------------------------------------------------ broadcasts
+
+
+@shared_task(acks_late=True)
+def run_broadcast(schema_name: str, broadcast_id: int) -> str:
+    """Send a slice of a broadcast (conversations/broadcasts.py), then hand the worker back and come again."""
+    from conversations import broadcasts
+
+    with schema_context(schema_name):
+        more, sent = broadcasts.run_slice(broadcast_id)
+    if more:
+        # Nothing was sendable (rows waiting for a retry): look again in a second, not at once.
+        run_broadcast.apply_async((schema_name, broadcast_id), countdown=0 if sent else 1)
+    return "more" if more else "done"
+
+
+@shared_task
+def start_due_broadcasts() -> int:
+    """Beat: start the scheduled broadcasts whose time has come (also after a restart: they are rows)."""
+    from conversations import broadcasts
+
+    count = 0
+    for tenant in get_tenant_model().objects.exclude(schema_name="public"):
+        with schema_context(tenant.schema_name):
+            count += len(broadcasts.do_start_due())
+    return count
+
+
+@shared_task
+def sweep_broadcasts() -> int:
+    """Beat: a running broadcast whose runner was lost (a worker died, a task vanished) is run again; its sends
+    that were under way are settled first (broadcasts.recover_interrupted)."""
+    from conversations import broadcasts
+    from conversations.models import Broadcast, BroadcastStatus
+
+    count = 0
+    for tenant in get_tenant_model().objects.exclude(schema_name="public"):
+        with schema_context(tenant.schema_name):
+            for broadcast_id in Broadcast.objects.filter(status=BroadcastStatus.RUNNING).values_list(
+                "pk", flat=True
+            ):
+                broadcasts.recover_interrupted(broadcast_id)
+                run_broadcast.delay(tenant.schema_name, broadcast_id)
                 count += 1
     return count

@@ -269,7 +269,28 @@ def _run(var_dir: Path) -> int:
         )
         procs.append(
             subprocess.Popen(
-                [*celery, "worker", "-l", "warning", "--concurrency", "2"], env=env, cwd=BASE_DIR
+                [*celery, "worker", "-l", "warning", "--concurrency", "2", "-Q", "celery", "-n", "main@%h"],
+                env=env,
+                cwd=BASE_DIR,
+            )
+        )
+        # Broadcasts on a worker of their own: agent replies and webhooks never wait behind them.
+        procs.append(
+            subprocess.Popen(
+                [
+                    *celery,
+                    "worker",
+                    "-l",
+                    "warning",
+                    "--concurrency",
+                    "2",
+                    "-Q",
+                    "broadcasts",
+                    "-n",
+                    "broadcasts@%h",
+                ],
+                env=env,
+                cwd=BASE_DIR,
             )
         )
         procs.append(

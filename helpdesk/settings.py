@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from helpdesk.env import (
     celery_broker_from_redis_url,
@@ -222,7 +223,15 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-numbers": {"task": "conversations.tasks.refresh_all_numbers", "schedule": 3600.0},
     "sweep-media-downloads": {"task": "conversations.tasks.sweep_media_downloads", "schedule": 300.0},
     "sync-templates": {"task": "conversations.tasks.sync_all_templates", "schedule": 6 * 3600.0},
+    "start-due-broadcasts": {"task": "conversations.tasks.start_due_broadcasts", "schedule": 15.0},
+    "sweep-broadcasts": {"task": "conversations.tasks.sweep_broadcasts", "schedule": 30.0},
 }
+# Broadcasts run on a queue of their own, so that replies never wait behind them; a worker started without -Q
+# consumes both (make run starts one for each).
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("broadcasts"))
+CELERY_TASK_ROUTES = {"conversations.tasks.run_broadcast": {"queue": "broadcasts"}}
+# A broadcast send under way when its worker died: resent only after Meta had this long to report it.
+BROADCAST_INTERRUPTED_GRACE_SECONDS = env_int("BROADCAST_INTERRUPTED_GRACE_SECONDS", 120)
 
 # Checked on every path that sets a password: create_tenant_user, createsuperuser, do_add_member.
 AUTH_PASSWORD_VALIDATORS = [

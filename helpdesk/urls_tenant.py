@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from conversations import account_api, admin_web, api, contacts_api, web
+from conversations import account_api, admin_web, api, broadcasts_api, contacts_api, web
 from conversations.webhook_views import healthz
 from helpdesk.tenancy.views import (
     ApiLogoutAllView,
@@ -26,6 +26,7 @@ router = DefaultRouter()
 router.register("conversations", api.ConversationViewSet, basename="conversation")
 router.register("tickets", tickets_api.TicketViewSet, basename="ticket")
 router.register("numbers", account_api.NumberViewSet, basename="number")
+router.register("broadcasts", broadcasts_api.BroadcastViewSet, basename="broadcast")
 router.register("templates", account_api.TemplateViewSet, basename="template")
 router.register("alerts", account_api.AlertViewSet, basename="alert")
 router.register("contacts", contacts_api.ContactViewSet, basename="contact")

@@ -136,6 +136,21 @@ def graph(settings: Any) -> Iterator[Any]:
         yield mock
 
 
+@pytest.fixture
+def sent(graph: Any) -> list[dict[str, Any]]:
+    """The bodies acme's number POSTed to /messages, in order, each accepted with a fresh wamid."""
+    bodies: list[dict[str, Any]] = []
+
+    def accept(request: Any) -> tuple[int, dict[str, str], str]:
+        bodies.append(json.loads(request.body))
+        answer = payload("send_response.json")
+        answer["messages"][0]["id"] = "wamid.OUT" + secrets.token_hex(10)
+        return 200, {}, json.dumps(answer)
+
+    graph.add_callback("POST", f"{GRAPH_URL}/{ACME['pnid']}/messages", callback=accept)
+    return bodies
+
+
 # ------------------------------------------------------------------ personas
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -42,20 +41,6 @@ def fresh_caches() -> Iterator[None]:
     yield
     consent._cache.clear()
     ticket_actions._rules_cache.clear()
-
-
-@pytest.fixture
-def sent(graph: Any) -> list[dict[str, Any]]:
-    bodies: list[dict[str, Any]] = []
-
-    def accept(request: Any) -> tuple[int, dict[str, str], str]:
-        bodies.append(json.loads(request.body))
-        answer = payload("send_response.json")
-        answer["messages"][0]["id"] = "wamid.OUT" + secrets.token_hex(10)
-        return 200, {}, json.dumps(answer)
-
-    graph.add_callback("POST", MESSAGES_URL, callback=accept)
-    return bodies
 
 
 def mobile() -> str:

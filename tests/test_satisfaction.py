@@ -5,7 +5,6 @@ reports show it per agent and period."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -38,21 +37,6 @@ def fresh_support_rules() -> Iterator[None]:
     actions._rules_cache.clear()
     yield
     actions._rules_cache.clear()
-
-
-@pytest.fixture
-def sent(graph: Any) -> list[dict[str, Any]]:
-    """Bodies the Graph API received on /messages (each accepted with a fresh wamid)."""
-    bodies: list[dict[str, Any]] = []
-
-    def accept(request: Any) -> tuple[int, dict[str, str], str]:
-        bodies.append(json.loads(request.body))
-        answer = payload("send_response.json")
-        answer["messages"][0]["id"] = "wamid.OUT" + secrets.token_hex(10)
-        return 200, {}, json.dumps(answer)
-
-    graph.add_callback("POST", MESSAGES_URL, callback=accept)
-    return bodies
 
 
 def customer_writes(
