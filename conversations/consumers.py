@@ -49,7 +49,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 REPLAY_PAGE = 500
-HEALTH_FRAMES = "health."
+# Alerts about the numbers' standing with Meta and the broadcasts: for supervisors and admins only.
+SUPERVISOR_FRAMES = ("health.", "broadcast.")
 PRESENCE_REPEAT = 1.0  # seconds: the same presence again sooner is not broadcast (a client's loop, or spam)
 ACCESS_REVOKED = 4401  # close code: the user may no longer read this inbox; reconnecting will be refused
 
@@ -191,7 +192,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     groups_joined: list[str]
     last_sent_id: int
     user_id: int | None = None  # once admitted
-    sees_health = False  # a supervisor or admin (health.* frames)
+    sees_health = False  # a supervisor or admin (health.* and broadcast.* frames)
     last_presence: tuple[int | None, bool] | None = None
     last_presence_at = 0.0
     ended = False
@@ -393,8 +394,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.last_sent_id = event_id
 
     def _may_see(self, frame: dict[str, Any]) -> bool:
-        """Alerts about the numbers' standing with Meta are for supervisors and admins (the banners)."""
-        return self.sees_health or not str(frame.get("type", "")).startswith(HEALTH_FRAMES)
+        """Alerts about the numbers' standing with Meta (the banners) and broadcasts are for supervisors and
+        admins."""
+        return self.sees_health or not str(frame.get("type", "")).startswith(SUPERVISOR_FRAMES)
 
     async def _catch_up(self) -> None:
         while await self._send_replayed(await _events_after(self.schema_name, self.last_sent_id)):

@@ -69,6 +69,7 @@ urlpatterns = [
     path("settings/", tickets_web.settings_page, name="settings"),
     path("numbers/", admin_web.numbers_page, name="numbers"),
     path("templates/", admin_web.templates_page, name="templates"),
+    path("broadcasts/", admin_web.broadcasts_page, name="broadcasts"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(

@@ -410,3 +410,17 @@ def test_a_template_once_marketing_keeps_the_marketing_guardrails(db, sam, acme_
     preview = api(sam).get(f"/api/v1/broadcasts/{broadcast_id}/preview/").json()
 
     assert (preview["recipients"], preview["skipped"]["frequency_cap"]) == (0, 1)
+
+
+def test_the_broadcasts_page_is_for_supervisors_and_admins_in_both_languages(db, alice, sam, ada):
+    from django.test import Client
+
+    for user, status in ((alice, 403), (sam, 200), (ada, 200)):
+        client = Client(HTTP_HOST=ACME["domain"], HTTP_ACCEPT_LANGUAGE="id")
+        client.force_login(user)
+        response = client.get("/broadcasts/")
+        assert response.status_code == status, user
+    page = response.content.decode()
+    assert "Siaran baru" in page
+    assert "Impor kontak" in page
+    assert 'data-testid="nav-broadcasts"' in page

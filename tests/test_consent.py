@@ -345,3 +345,16 @@ def test_a_coexistence_number_is_held_to_20(db, ada, acme_number, django_capture
     assert (item["coexistence"], item["send_rate"]) == (True, 20)
     assert admin.patch(url, {"send_rate": 21}, content_type="application/json").status_code == 400
     assert admin.patch(url, {"send_rate": 15}, content_type="application/json").json()["send_rate"] == 15
+
+
+def test_a_malformed_upload_is_a_json_400(db, ada):
+    boundary = "c637e12e2b1a998d80d1b087531af51c"
+    answer = tenant_client(ACME, issue_token(ada)).generic(
+        "POST",
+        "/api/v1/contacts/import/",
+        f"--{boundary}--\r\n".encode(),
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+
+    assert (answer.status_code, answer["Content-Type"]) == (400, "application/json")
+    assert "file" in answer.json()["fields"]

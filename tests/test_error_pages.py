@@ -75,7 +75,7 @@ def test_a_member_of_another_tenant_gets_the_styled_403(db, bob, language, texts
     assert_styled(response, 403, *texts)
 
 
-@pytest.mark.parametrize("path", ["/reports/", "/settings/"])
+@pytest.mark.parametrize("path", ["/reports/", "/settings/", "/broadcasts/"])
 def test_an_agent_gets_the_styled_403_on_supervisor_pages(db, alice, path):
     client = client_in("id")
     client.force_login(alice)
