@@ -11,6 +11,7 @@ same second as the previous ones.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -19,8 +20,8 @@ SLACK = (
     1.02  # slots 2% further apart than 1/rate: jitter of the senders never adds up to rate + 1 in a second
 )
 
-# KEYS[1]: the number's key. ARGV[1]: the interval in microseconds. Returns the microseconds to wait for the
-# reserved slot (0: now). The clock is the server's, so every worker shares one.
+# KEYS[1]: the number's key. ARGV[1]: the interval in microseconds. Returns {the reserved slot, now}, both in
+# microseconds of the server's clock, so every worker shares one.
 RESERVE = """
 local now = redis.call('TIME')
 local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
@@ -28,7 +29,7 @@ local interval = tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local slot = math.max(tat, now_us)
 redis.call('SET', KEYS[1], slot + interval, 'PX', math.ceil(interval / 1000) + 60000)
-return slot - now_us
+return {slot, now_us}
 """
 
 # Push the number's next slot back (Meta said 130429: too fast): no one sends on it before then.
@@ -54,11 +55,18 @@ def _key(number_id: int) -> str:
     return f"pace:number:{number_id}"
 
 
-def reserve(number_id: int, rate: float) -> float:
-    """Reserve the number's next send slot at `rate` per second; the seconds to wait before sending in it."""
+def reserve_slot(number_id: int, rate: float) -> tuple[float, float]:
+    """Reserve the number's next send slot at `rate` per second: (the slot, now), seconds of Redis's clock."""
     interval_us = int(1_000_000 * SLACK / rate)
-    waited = _redis().eval(RESERVE, 1, _key(number_id), str(interval_us))
-    return max(0, int(waited)) / 1_000_000  # type: ignore[arg-type]
+    answer: Any = _redis().eval(RESERVE, 1, _key(number_id), str(interval_us))
+    slot, now = (int(part) for part in answer)
+    return slot / 1_000_000, now / 1_000_000
+
+
+def reserve(number_id: int, rate: float) -> float:
+    """Reserve the number's next send slot; the seconds to wait before sending in it."""
+    slot, now = reserve_slot(number_id, rate)
+    return max(0.0, slot - now)
 
 
 def wait_for_slot(number_id: int, rate: float) -> None:
