@@ -347,13 +347,23 @@ STARTABLE = (BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED)
 
 
 def _blocking_alert(number: WhatsAppNumber) -> HealthAlert | None:
-    """An open alert that forbids business-initiated messages on the number (RED, a restriction on them, a
-    violation, a disable)."""
+    """An open alert that forbids starting a broadcast on the number now: a restriction on business-initiated
+    messages that has not expired, or a disable (scheduled or done). A violation pauses what runs when it comes
+    (`pause_for_alert`); the admins decide after it, with the banner in front of them."""
+    now = timezone.now().timestamp()
     for alert in HealthAlert.objects.filter(
-        Q(number=number) | Q(number__isnull=True, waba_id=number.waba_id), cleared_at__isnull=True
+        Q(number=number) | Q(number__isnull=True, waba_id=number.waba_id),
+        cleared_at__isnull=True,
+        kind__in=["restriction", "disable"],
     ).select_related("event"):
-        if _alert_pauses(alert):
+        if alert.kind == "disable":
             return alert
+        items = (alert.event.value if alert.event else {}).get("restriction_info") or []
+        for item in items if isinstance(items, list) else []:
+            kind = str((item or {}).get("restriction_type") or "") if isinstance(item, dict) else ""
+            expiration = item.get("expiration") if isinstance(item, dict) else None
+            if "BIZ_INITIATED" in kind and not (isinstance(expiration, int | float) and expiration < now):
+                return alert
     return None
 
 

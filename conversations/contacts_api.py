@@ -93,8 +93,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
     def import_csv(self, request: Request) -> Response:
         """Create or update contacts from a CSV file (`file`; columns `phone`, `name`, `labels` (`;` between),
-        `opt_in_source`, any other column an attribute) for a number (`number`, needed when the helpdesk has
-        several). Answers the report: `created`, `updated`, `opted_in`, `kept_opted_out`, `labels_created` and
+        `opt_in_source`, any other column an attribute) for a number (`number`; the helpdesk's first when not named). Answers the report: `created`, `updated`, `opted_in`, `kept_opted_out`, `labels_created` and
         `rejected` rows, each with its `line`, `value`, `reason` and `detail`. A re-import updates; it never
         lifts an opt-out."""
         upload = request.FILES.get("file")
@@ -130,7 +129,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
 
 def _import_number(raw: Any) -> WhatsAppNumber:
-    """The number an import is for: the one named, or the tenant's only one."""
+    """The number an import is for: the one named, or the helpdesk's first."""
     numbers = WhatsAppNumber.objects.filter(tenant=current_tenant()).order_by("pk")
     if raw not in (None, ""):
         wanted = raw if is_id(raw) else parse_id(str(raw))
@@ -138,10 +137,10 @@ def _import_number(raw: Any) -> WhatsAppNumber:
         if found is None:
             raise ValidationError({"number": "No such number in this helpdesk."})
         return found
-    every = list(numbers[:2])
-    if len(every) != 1:
-        raise ValidationError({"number": "Name the number (its id) the contacts are for."})
-    return every[0]
+    first = numbers.first()  # unnamed: the helpdesk's first number (its main one)
+    if first is None:
+        raise ValidationError({"number": "The helpdesk has no WhatsApp number yet."})
+    return first
 
 
 class LabelSerializer(serializers.ModelSerializer[Label]):

@@ -433,3 +433,60 @@ def test_the_broadcasts_page_is_for_supervisors_and_admins_in_both_languages(db,
     assert "Siaran baru" in page
     assert "Impor kontak" in page
     assert 'data-testid="nav-broadcasts"' in page
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "blocks"),
+    [
+        (
+            "restriction",
+            {
+                "restriction_info": [
+                    {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 4102444800}
+                ]
+            },
+            True,
+        ),
+        (
+            "restriction",
+            {
+                "restriction_info": [
+                    {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 1}
+                ]
+            },
+            False,
+        ),
+        (
+            "restriction",
+            {"restriction_info": [{"restriction_type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION"}]},
+            False,
+        ),
+        ("disable", {"ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE"}}, True),
+        (
+            "violation",
+            {"violation_info": {"violation_type": "SCAM"}},
+            False,
+        ),  # paused what ran; admins decide
+    ],
+)
+def test_which_open_alerts_forbid_starting(db, sam, acme_number, promo, kind, value, blocks):
+    from conversations.models import AccountEvent, HealthAlert
+
+    with schema_context("acme"):
+        event = AccountEvent.objects.create(
+            number=None,
+            waba_id=ACME["waba"],
+            field="account_update",
+            event=kind,
+            value=value,
+            occurred_at=timezone.now(),
+            digest=secrets.token_hex(16),
+        )
+        HealthAlert.objects.create(number=None, waba_id=ACME["waba"], kind=kind, level=4, event=event)
+    broadcast_id = post(sam, "", spec(promo, acme_number, contacts=[person(acme_number, "Budi").pk])).json()[
+        "id"
+    ]
+
+    started = post(sam, f"{broadcast_id}/start/")
+
+    assert (started.status_code == 409) is blocks, started.content
