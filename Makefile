@@ -1,7 +1,7 @@
 # make run   - set up and start everything (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set)
 # make test  - install the dev dependencies and run the whole test suite
 # make lint  - ruff and mypy
-# make bench - every benchmark against its reference (~40 min), writes docs/performance.md
+# make bench - every benchmark against its reference (~60 min), writes docs/performance.md
 # make bench-quick - the same, a few seconds each (CI smoke test), writes var/bench/performance-quick.md
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
